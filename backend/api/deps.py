@@ -1,0 +1,79 @@
+"""Shared FastAPI dependencies: the DB session, the signed-in user, project access by role."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.auth import user_for_token
+from backend.config import Settings
+from backend.models import ROLE_RANK, Membership, Project, Role, User
+from backend.storage import ImageStore
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> ImageStore:
+    return request.app.state.store
+
+
+DB = Annotated[Session, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+Store = Annotated[ImageStore, Depends(get_store)]
+
+
+def current_user(
+    db: DB, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
+    if creds is None:
+        raise HTTPException(401, "missing API token (send 'Authorization: Bearer <token>')",
+                            headers={"WWW-Authenticate": "Bearer"})
+    user = user_for_token(db, creds.credentials)
+    if user is None:
+        raise HTTPException(401, "invalid API token", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def project_role(db: Session, user: User, project_id: int) -> Role | None:
+    if user.is_admin:
+        return Role.admin
+    return db.scalar(
+        select(Membership.role).where(Membership.project_id == project_id, Membership.user_id == user.id)
+    )
+
+
+def get_project(db: Session, user: User, project_id: int, need: Role = Role.viewer) -> Project:
+    """The project if `user` may act on it with at least role `need`.
+
+    Non-members get 404, not 403, so project ids do not leak; members with too low a role get 403.
+    """
+    role = project_role(db, user, project_id)
+    project = db.get(Project, project_id) if role is not None else None
+    if project is None:
+        raise HTTPException(404, f"project {project_id} not found")
+    if ROLE_RANK[role] < ROLE_RANK[need]:
+        raise HTTPException(403, f"this needs role '{need.value}' in the project; you are '{role.value}'")
+    return project

@@ -1,0 +1,54 @@
+"""Settings: every one has an embedded default, so `studio up` needs no set-up.
+
+Production overrides them with environment variables (see docker-compose.yml):
+`DATABASE_URL`, `CELERY_BROKER_URL`, `CELERY_RESULT_BACKEND` and `STUDIO_*`.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STUDIO_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "STUDIO_DATABASE_URL")
+    )
+    celery_broker_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CELERY_BROKER_URL", "STUDIO_CELERY_BROKER_URL")
+    )
+    celery_result_backend: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CELERY_RESULT_BACKEND", "STUDIO_CELERY_RESULT_BACKEND"),
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Upload limits: untrusted files are checked against these before anything is stored.
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_archive_members: int = 100_000
+    max_archive_bytes: int = 4 * 1024 * 1024 * 1024
+    thumbnail_size: int = 256
+
+    # Worker side
+    device: str = "auto"  # auto | cpu | cuda
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"
+
+    def resolved_broker_url(self) -> str:
+        return self.celery_broker_url or f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+
+    def resolved_result_backend(self) -> str:
+        return self.celery_result_backend or f"db+sqlite:///{(self.data_dir / 'results.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

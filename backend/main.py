@@ -1,0 +1,42 @@
+"""App factory: API routers under /api, the built front end at /."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from backend.config import Settings, get_settings
+from backend.db import make_engine, make_sessionmaker
+from backend.errors import StudioError
+from backend.storage import ImageStore
+
+FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = FastAPI(title="VLM Studio", version="0.1.0")
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.resolved_database_url())
+    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.store = ImageStore(settings.data_dir, settings.thumbnail_size)
+
+    @app.exception_handler(StudioError)
+    async def _studio_error(_req: Request, exc: StudioError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.get("/api/health", tags=["health"])
+    def health() -> dict:
+        return {"status": "ok"}
+
+    from backend.api import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api")
+
+    if FRONTEND_DIST.is_dir():
+        app.mount("/", StaticFiles(directory=FRONTEND_DIST, html=True), name="frontend")
+    return app

@@ -1,0 +1,1 @@
+"""VLM Studio ML core and Celery worker: the only package that imports torch."""
