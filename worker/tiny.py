@@ -88,7 +88,51 @@ def _save(model, proc, out: Path, tok, eos_ids: list[int] | None = None) -> Path
     return out
 
 
-BUILDERS = {"paligemma": build_paligemma}
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+                "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+                "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def _build_qwen(out: Path, *, v25: bool) -> Path:
+    import transformers
+    from transformers import Qwen2Tokenizer
+
+    from worker.families.qwen2_vl import image_only_processor
+
+    tok = _train_tokenizer(Qwen2Tokenizer(), 600, QWEN_SPECIAL)
+    tok.pad_token, tok.eos_token = "<|endoftext|>", "<|im_end|>"
+    ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
+    # min/max pixels kept small: a 56..112 px model input is 4..16 merged image tokens
+    ip = _pil_image_processor("Qwen2VLImageProcessorPil", min_pixels=56 * 56, max_pixels=112 * 112)
+    proc_cls = transformers.Qwen2_5_VLProcessor if v25 else transformers.Qwen2VLProcessor
+    proc = image_only_processor(proc_cls)(image_processor=ip, tokenizer=tok)
+    hidden = 64
+    text = dict(hidden_size=hidden, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, vocab_size=len(tok), max_position_embeddings=1024,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+                bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    if v25:
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
+                      window_size=56, fullatt_block_indexes=[1])
+        cfg_cls, model_cls = transformers.Qwen2_5_VLConfig, transformers.Qwen2_5_VLForConditionalGeneration
+    else:
+        vision = dict(depth=1, embed_dim=32, hidden_size=hidden, num_heads=2, mlp_ratio=2)
+        cfg_cls, model_cls = transformers.Qwen2VLConfig, transformers.Qwen2VLForConditionalGeneration
+    cfg = cfg_cls(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+                  video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+                  vision_end_token_id=ids["<|vision_end|>"])
+    return _save(model_cls(cfg), proc, out, tok, eos_ids=[ids["<|im_end|>"], ids["<|endoftext|>"]])
+
+
+def build_qwen2_vl(out: Path) -> Path:
+    return _build_qwen(out, v25=False)
+
+
+def build_qwen2_5_vl(out: Path) -> Path:
+    return _build_qwen(out, v25=True)
+
+
+BUILDERS = {"paligemma": build_paligemma, "qwen2_vl": build_qwen2_vl, "qwen2_5_vl": build_qwen2_5_vl}
 
 
 def build_tiny(family_name: str, out_dir: str | Path, *, seed: int = 0) -> Path:

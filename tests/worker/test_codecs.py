@@ -121,3 +121,11 @@ def test_seed002_plain_ref_form():
         ("person", 531, 30.5, 771, 448), ("kart", 0, 0, 1000, 500)]
     text = codecs.encode_ref_plain([Box("person", 531, 30.5, 771, 448)], 1000, 500)
     assert text == "person(531,61),(771,896)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.integers(28, 3000), w=st.integers(28, 3000),
+       lo=st.sampled_from([56 * 56, 256 * 28 * 28]), hi=st.sampled_from([112 * 112, 28 * 28 * 1280]))
+def test_smart_resize_matches_transformers(h, w, lo, hi):
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+    assert codecs.smart_resize(h, w, 28, lo, hi) == smart_resize(h, w, 28, lo, hi)

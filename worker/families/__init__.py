@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from worker.families.base import Family, read_model_type
 from worker.families.paligemma import PaliGemma
+from worker.families.qwen2_5_vl import Qwen25VL
+from worker.families.qwen2_vl import Qwen2VL
 from worker.types import FamilyMismatch, ModelNotFound
 
-REGISTRY: dict[str, type[Family]] = {f.name: f for f in (PaliGemma,)}
+REGISTRY: dict[str, type[Family]] = {f.name: f for f in (PaliGemma, Qwen2VL, Qwen25VL)}
 
 
 def get_family(name: str) -> Family:
