@@ -1,0 +1,630 @@
+"""LoRA / QLoRA fine-tuning of any registered family, with checkpoints that resume exactly.
+
+Decisions worth knowing:
+- Freezing a part (vision / projector / language) means nothing in it changes: LoRA adapters are
+  only injected into target modules of *unfrozen* parts, and every parameter of a frozen part
+  (adapters included, if any slipped in) gets requires_grad=False. Under LoRA the base weights are
+  always frozen; an unfrozen part is trained through its adapters.
+- The data stream is a pure function of (seed, epoch): per-epoch permutation, task-weight
+  resampling, length grouping and object shuffling are all seeded from it, so a checkpoint only
+  stores the position (epoch, batch index) and resume replays the same batches.
+- The loss is computed here from logits and labels (token-mean per micro-batch), not taken from
+  the model, so every family is trained and validated the same way; validation runs over the
+  whole held-out set and is token-weighted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from worker.train_config import BadConfig, TrainConfig
+from worker.types import (
+    BadImage,
+    BadTargetModules,
+    EmptyDataset,
+    QuantizationUnavailable,
+    Sample,
+)
+
+CONFIG_NAME = "studio_train_config.json"
+STATE_NAME = "trainer_state.pt"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Progress:
+    step: int
+    total: int
+    loss: float
+    learning_rate: float
+    samples_per_s: float
+    eta_s: float
+    epoch: int
+    val_loss: float | None = None
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: Path
+    adapter_bytes: int
+    steps: int
+    losses: list[float]  # one per optimizer step, from step 1 (including steps before a resume)
+    cancelled: bool = False
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    checkpoint_dir: Path | None = None
+    trainable_params: int = 0
+
+
+# --------------------------------------------------------------------------- data order
+
+def _task_counts(samples: list[Sample], weights: dict[str, float]) -> dict[str, int]:
+    """How many draws each task gets per epoch: round(weight × its sample count); weight 1 = all."""
+    by_task: dict[str, int] = {}
+    for s in samples:
+        by_task[s.task] = by_task.get(s.task, 0) + 1
+    return {t: int(round(weights.get(t, 1.0) * n)) for t, n in by_task.items()}
+
+
+def epoch_batches(
+    samples: list[Sample],
+    lengths: list[int],
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    group_by_length: bool,
+    mega_batch_factor: int = 32,
+    task_weights: dict[str, float] | None = None,
+) -> list[list[int]]:
+    """The batches (lists of sample indices) of one epoch; deterministic in (seed, epoch).
+
+    Length grouping: shuffle, cut into mega-batches of `mega_batch_factor` batches, sort each
+    mega-batch by length so neighbours have similar lengths, cut into batches, shuffle the batches.
+    Randomness stays (different batches every epoch) while padding almost disappears.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    idx: list[int] = []
+    if task_weights:
+        counts = _task_counts(samples, task_weights)
+        for task, k in sorted(counts.items()):
+            members = np.array([i for i, s in enumerate(samples) if s.task == task])
+            full, rest = divmod(k, len(members))
+            idx.extend(np.tile(members, full).tolist())
+            idx.extend(rng.choice(members, size=rest, replace=False).tolist())
+    else:
+        idx = list(range(len(samples)))
+    order = [idx[i] for i in rng.permutation(len(idx))]
+    if not group_by_length:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    mega = batch_size * mega_batch_factor
+    batches: list[list[int]] = []
+    for m in range(0, len(order), mega):
+        chunk = sorted(order[m : m + mega], key=lambda i: -lengths[i])  # stable: ties keep shuffle
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def shuffled_objects(sample: Sample, seed: int, epoch: int, index: int) -> Sample:
+    """A detection sample with its boxes in a new order for this epoch (VQA answers refer to
+    boxes by position, so they are left alone)."""
+    if sample.task != "detect" or len(sample.boxes) < 2:
+        return sample
+    perm = np.random.default_rng([seed, epoch, index, 7]).permutation(len(sample.boxes))
+    return dataclasses.replace(sample, boxes=[sample.boxes[i] for i in perm])
+
+
+def sample_length(family, processor, sample: Sample, size: tuple[int, int]) -> int:
+    """Cheap token-length estimate used only for length grouping: prompt + target text tokens.
+    Image tokens are constant per image size and are left out."""
+    tok = getattr(processor, "tokenizer", processor)
+    prompt = sample.question if sample.task == "vqa" else " ; ".join(sample.classes)
+    target = family.target_text(sample, *size)
+    return len(tok(prompt or "").input_ids) + len(tok(target).input_ids)
+
+
+class _StreamDataset(Dataset):
+    """Indexed by (epoch, batch index, sample index) so the collated batch knows its position."""
+
+    def __init__(self, samples: list[Sample], cfg: TrainConfig):
+        self.samples, self.cfg = samples, cfg
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int, int]):
+        epoch, bi, i = key
+        s = self.samples[i]
+        if self.cfg.shuffle_objects:
+            s = shuffled_objects(s, self.cfg.seed, epoch, i)
+        return epoch, bi, s
+
+
+class _Collate:
+    """Picklable collate function (DataLoader workers): family.build_batch(train=True)."""
+
+    def __init__(self, family, processor):
+        self.family, self.processor = family, processor
+
+    def __call__(self, items):
+        epoch, bi = items[0][0], items[0][1]
+        batch = self.family.build_batch(self.processor, [s for _, _, s in items], train=True)
+        return epoch, bi, len(items), batch
+
+
+class _BatchStream:
+    """Batch sampler over an endless sequence of epochs, starting at a saved position."""
+
+    def __init__(self, epoch_fn: Callable[[int], list[list[int]]], epoch: int, batch_index: int):
+        self.epoch_fn, self.epoch, self.batch_index = epoch_fn, epoch, batch_index
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        epoch, start = self.epoch, self.batch_index
+        while True:
+            for bi, b in enumerate(self.epoch_fn(epoch)[start:], start=start):
+                yield [(epoch, bi, i) for i in b]
+            epoch, start = epoch + 1, 0
+
+
+# --------------------------------------------------------------------------- model set-up
+
+def probe_quantization(bits: int, device: str, compute_dtype: torch.dtype = torch.float32) -> None:
+    """Run one tiny quantised matmul on `device`; QuantizationUnavailable if bitsandbytes can't."""
+    try:
+        import bitsandbytes as bnb
+
+        x = torch.randn(2, 64, device=device, dtype=compute_dtype)
+        if bits == 4:
+            layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=compute_dtype, quant_type="nf4")
+        else:
+            layer = bnb.nn.Linear8bitLt(64, 64, bias=False, has_fp16_weights=False)
+        out = layer.to(device)(x)
+        if not torch.isfinite(out).all():
+            raise RuntimeError("non-finite output")
+    except Exception as e:  # noqa: BLE001 - any failure means the path is unusable here
+        raise QuantizationUnavailable(
+            f"QLoRA ({bits}-bit) cannot run on device {device!r}: bitsandbytes failed a test op: {e}"
+        ) from e
+
+
+def _part_param_ids(family, model) -> dict[str, set[int]]:
+    return {
+        "vision": {id(p) for p in family.vision_params(model)},
+        "projector": {id(p) for p in family.projector_params(model)},
+        "language": {id(p) for p in family.language_params(model)},
+    }
+
+
+def _frozen_parts(cfg: TrainConfig) -> list[str]:
+    return [p for p, f in (("vision", cfg.freeze_vision), ("projector", cfg.freeze_projector),
+                           ("language", cfg.freeze_language)) if f]
+
+
+def _is_linear(mod: torch.nn.Module) -> bool:
+    if isinstance(mod, torch.nn.Linear):
+        return True
+    try:
+        import bitsandbytes as bnb
+
+        return isinstance(mod, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def resolve_target_modules(family, model, cfg: TrainConfig) -> list[str]:
+    """Full names of the Linear modules that get LoRA adapters (only in unfrozen parts).
+
+    A requested name matches a module when it equals the module's last name component or a dotted
+    suffix of its path; a name that matches no Linear anywhere in the model is BadTargetModules.
+    """
+    wanted = family.lora_target_modules(model) if cfg.target_modules == "all-linear" else list(cfg.target_modules)
+    linears = {n: m for n, m in model.named_modules() if n and _is_linear(m)}
+    unknown = [w for w in wanted if not any(n == w or n.endswith("." + w) for n in linears)]
+    if unknown:
+        examples = sorted({n.rsplit(".", 1)[-1] for n in linears})
+        raise BadTargetModules(
+            f"target module(s) {', '.join(map(repr, unknown))} match no Linear layer of this "
+            f"{cfg.family} model (its Linear names: {', '.join(examples)})"
+        )
+    parts = _part_param_ids(family, model)
+    frozen = set().union(*(parts[p] for p in _frozen_parts(cfg))) if _frozen_parts(cfg) else set()
+    names = [
+        n for n, m in linears.items()
+        if any(n == w or n.endswith("." + w) for w in wanted) and id(m.weight) not in frozen
+    ]
+    modules = dict(model.named_modules())
+    unknown = [w for w in cfg.modules_to_save if not any(n == w or n.endswith("." + w) for n in modules)]
+    if unknown:
+        raise BadTargetModules(f"modules_to_save {', '.join(map(repr, unknown))} match no module of this "
+                               f"{cfg.family} model")
+    if not names:
+        raise BadTargetModules(
+            f"target modules {wanted} all lie in frozen parts ({', '.join(_frozen_parts(cfg))}): nothing to train"
+        )
+    return names
+
+
+def _lora_config(cfg: TrainConfig, targets: list[str]):
+    from peft import LoraConfig
+
+    # Full module paths, anchored: peft matches a string target as a suffix, a regex fully.
+    pattern = "^(" + "|".join(t.replace(".", r"\.") for t in targets) + ")$"
+    return LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                      target_modules=pattern, bias="none", modules_to_save=list(cfg.modules_to_save) or None)
+
+
+def _load_base(family, cfg: TrainConfig):
+    dtype = DTYPES[cfg.compute_dtype]
+    if cfg.method == "qlora":
+        probe_quantization(cfg.bits, cfg.device, dtype)
+        quant = {"bits": cfg.bits, "quant_type": cfg.quant_type, "compute_dtype": cfg.compute_dtype}
+        model, processor = family.load(cfg.base_model, dtype=torch.float32, quantization=quant, device=cfg.device)
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    else:
+        model, processor = family.load(cfg.base_model, dtype=dtype, device=cfg.device)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+    return model, processor
+
+
+def build_model(family, cfg: TrainConfig):
+    """Base model + LoRA adapters, with the configured parts frozen. Returns (peft_model, processor)."""
+    from peft import get_peft_model
+
+    model, processor = _load_base(family, cfg)
+    targets = resolve_target_modules(family, model, cfg)
+    torch.manual_seed(cfg.seed)  # LoRA A matrices are drawn from the global RNG
+    model = get_peft_model(model, _lora_config(cfg, targets))
+    apply_freezing(family, model, cfg)
+    return model, processor
+
+
+def apply_freezing(family, peft_model, cfg: TrainConfig) -> None:
+    inner = peft_model.get_base_model()
+    parts = _part_param_ids(family, inner)
+    for part in _frozen_parts(cfg):
+        for p in inner.parameters():
+            if id(p) in parts[part]:
+                p.requires_grad_(False)
+
+
+# --------------------------------------------------------------------------- loss / validation
+
+def _to_device(batch: dict[str, Any], device: str, dtype: torch.dtype) -> dict[str, Any]:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device)
+            if v.is_floating_point():
+                v = v.to(dtype)
+        out[k] = v
+    return out
+
+
+def token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+    """(sum of next-token cross-entropy over answer tokens, number of answer tokens)."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs).logits
+    labels = batch["labels"]
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:].to(logits.device)
+    total = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
+        ignore_index=-100, reduction="sum",
+    )
+    return total, int((shift_labels != -100).sum())
+
+
+@torch.no_grad()
+def validation_loss(model, family, processor, samples: list[Sample], *, batch_size: int,
+                    device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """Token-weighted mean loss over the *whole* held-out set (every sample, every batch)."""
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    try:
+        for i in range(0, len(samples), batch_size):
+            batch = family.build_batch(processor, samples[i : i + batch_size], train=True)
+            s, k = token_loss(model, _to_device(batch, device, dtype))
+            total, n = total + float(s), n + k
+    finally:
+        model.train(was_training)
+    return total / max(n, 1)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def _rng_state() -> dict[str, Any]:
+    st = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(st: dict[str, Any]) -> None:
+    torch.set_rng_state(st["torch"])
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def _dir_bytes(d: Path) -> int:
+    return sum(f.stat().st_size for f in Path(d).rglob("*") if f.is_file())
+
+
+def _save_adapter(model, cfg: TrainConfig, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    cfg.save(out / CONFIG_NAME)
+    return _dir_bytes(out)
+
+
+def save_checkpoint(out: Path, *, model, cfg, optimizer, scheduler, step, position, losses, val_losses) -> Path:
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _save_adapter(model, cfg, tmp / "adapter")
+    torch.save({
+        "step": step, "position": position, "losses": losses, "val_losses": val_losses,
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
+    }, tmp / STATE_NAME)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # a crash mid-save never leaves a half-written checkpoint under the real name
+    return out
+
+
+def latest_checkpoint(path: Path) -> Path:
+    """`path` itself if it is a checkpoint, else the newest checkpoint under path/checkpoints."""
+    path = Path(path)
+    if (path / STATE_NAME).exists():
+        return path
+    cks = sorted((path / "checkpoints").glob("step-*[0-9]"))
+    if not cks:
+        raise FileNotFoundError(f"no checkpoint found in {path}")
+    return cks[-1]
+
+
+def _prune(ck_root: Path, keep: int) -> None:
+    for old in sorted(ck_root.glob("step-*[0-9]"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the loop
+
+def _make_scheduler(optimizer, cfg: TrainConfig, total: int):
+    from transformers import (get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup,
+                              get_linear_schedule_with_warmup)
+
+    warmup = math.ceil(cfg.warmup_ratio * total)
+    if cfg.scheduler == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, total)
+    if cfg.scheduler == "linear":
+        return get_linear_schedule_with_warmup(optimizer, warmup, total)
+    return get_constant_schedule_with_warmup(optimizer, warmup)
+
+
+def _check_samples(samples: list[Sample], family) -> list[tuple[int, int]]:
+    """Image sizes; a sample whose image doesn't decode is BadImage, found before any step."""
+    sizes = []
+    for i, s in enumerate(samples):
+        try:
+            if hasattr(s.image, "size") and not isinstance(s.image, (str, Path)):
+                sizes.append(tuple(s.image.size))
+            else:
+                from PIL import Image
+
+                with Image.open(s.image) as im:
+                    im.verify()  # header + structure check without a full decode
+                with Image.open(s.image) as im:
+                    sizes.append(im.size)
+        except Exception as e:  # noqa: BLE001
+            raise BadImage(f"training sample {i} (image_id={s.image_id!r}): image {s.image!r} "
+                           f"cannot be decoded: {e}") from e
+        if s.task == "vqa" and not (s.question and s.answer is not None):
+            raise BadConfig(f"training sample {i} (image_id={s.image_id!r}): a vqa sample needs question and answer")
+        if s.task == "detect" and not s.classes:
+            raise BadConfig(f"training sample {i} (image_id={s.image_id!r}): a detect sample needs classes")
+    return sizes
+
+
+def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil(cfg.epochs * batches_per_epoch / cfg.grad_accum))
+
+
+def train(
+    config: TrainConfig,
+    train_samples: list[Sample],
+    *,
+    val_samples: list[Sample] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    resume_from: str | Path | None = None,
+) -> TrainResult:
+    from worker.families import get_family
+
+    cfg = config
+    cfg.validate()
+    if not train_samples:
+        raise EmptyDataset("the training set is empty: nothing to train on")
+    if cfg.task_weights:
+        present = {s.task for s in train_samples}
+        if not any(cfg.task_weights.get(t, 1.0) > 0 for t in present):
+            raise EmptyDataset(f"task_weights {cfg.task_weights} give weight 0 to every task present ({sorted(present)})")
+    family = get_family(cfg.family)
+    sizes = _check_samples(train_samples, family)
+    out_dir = Path(cfg.output_dir)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    model, processor = build_model(family, cfg)  # missing model / mismatch / bad targets raise here
+    dtype = DTYPES[cfg.compute_dtype] if cfg.method == "lora" else torch.float32
+    params = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in params)
+    lengths = [sample_length(family, processor, s, sz) for s, sz in zip(train_samples, sizes)]
+
+    def epoch_fn(epoch: int) -> list[list[int]]:
+        return epoch_batches(train_samples, lengths, batch_size=cfg.batch_size, seed=cfg.seed, epoch=epoch,
+                             group_by_length=cfg.group_by_length, mega_batch_factor=cfg.mega_batch_factor,
+                             task_weights=cfg.task_weights or None)
+
+    per_epoch = len(epoch_fn(0))
+    if per_epoch == 0:
+        raise EmptyDataset(f"task_weights {cfg.task_weights} leave no training sample in an epoch")
+    total = total_steps(cfg, per_epoch)
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = _make_scheduler(optimizer, cfg, total)
+
+    step, position, losses, val_losses = 0, (0, 0), [], []
+    if resume_from is not None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        ck = latest_checkpoint(Path(resume_from))
+        state = torch.load(ck / STATE_NAME, weights_only=False)
+        set_peft_model_state_dict(model, load_file(ck / "adapter" / "adapter_model.safetensors"))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        step, position = state["step"], tuple(state["position"])
+        losses, val_losses = list(state["losses"]), list(state["val_losses"])
+
+    loader = DataLoader(
+        _StreamDataset(train_samples, cfg),
+        batch_sampler=_BatchStream(epoch_fn, *position),
+        collate_fn=_Collate(family, processor),
+        num_workers=cfg.num_workers,
+        prefetch_factor=4 if cfg.num_workers else None,
+        persistent_workers=False,
+        # Own generator: the loader's base-seed draw must not consume the global RNG, or dropout
+        # after a resume would differ from the straight run.
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    ck_root = out_dir / "checkpoints"
+    last_ck: Path | None = None
+    bar = None
+    if progress is None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=step, desc=f"train {cfg.family}", unit="step")
+
+    def checkpoint() -> Path:
+        nonlocal last_ck
+        last_ck = save_checkpoint(ck_root / f"step-{step:07d}", model=model, cfg=cfg, optimizer=optimizer,
+                                  scheduler=scheduler, step=step, position=position, losses=losses,
+                                  val_losses=val_losses)
+        _prune(ck_root, cfg.keep_checkpoints)
+        return last_ck
+
+    def validate() -> float | None:
+        if not val_samples:
+            return None
+        v = validation_loss(model, family, processor, val_samples, batch_size=cfg.batch_size,
+                            device=cfg.device, dtype=dtype)
+        val_losses.append((step, v))
+        return v
+
+    model.train()
+    it = iter(loader)
+    cancelled = False
+    t_start, steps_this_run = time.perf_counter(), 0
+    try:
+        while step < total:
+            if should_cancel is not None and should_cancel():
+                cancelled = True
+                break
+            t0 = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            step_loss, n_samples = 0.0, 0
+            for _ in range(cfg.grad_accum):
+                epoch, bi, n, batch = next(it)
+                batch = _to_device(batch, cfg.device, dtype)
+                s, k = token_loss(model, batch)
+                loss = s / max(k, 1)
+                (loss / cfg.grad_accum).backward()
+                step_loss += float(loss.detach()) / cfg.grad_accum
+                n_samples += n
+                position = (epoch, bi + 1)
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            steps_this_run += 1
+            losses.append(step_loss)
+            v = validate() if cfg.eval_every and step % cfg.eval_every == 0 and step < total else None
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                checkpoint()
+            dt = time.perf_counter() - t0
+            elapsed = time.perf_counter() - t_start
+            eta = elapsed / steps_this_run * (total - step)
+            info = Progress(step=step, total=total, loss=step_loss, learning_rate=lr,
+                            samples_per_s=n_samples / dt if dt > 0 else 0.0, eta_s=eta,
+                            epoch=position[0], val_loss=v)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+            else:
+                progress(info)
+    finally:
+        if bar is not None:
+            bar.close()
+        del it  # stop DataLoader workers
+
+    if cancelled:
+        ck = last_ck if last_ck is not None and last_ck.name == f"step-{step:07d}" else checkpoint()
+        adapter = ck / "adapter"
+        return TrainResult(adapter_dir=adapter, adapter_bytes=_dir_bytes(adapter), steps=step, losses=losses,
+                           cancelled=True, val_losses=val_losses, checkpoint_dir=ck, trainable_params=n_trainable)
+    if val_samples:
+        validate()
+    adapter = out_dir / "adapter"
+    size = _save_adapter(model, cfg, adapter)
+    return TrainResult(adapter_dir=adapter, adapter_bytes=size, steps=step, losses=losses, cancelled=False,
+                       val_losses=val_losses, checkpoint_dir=last_ck, trainable_params=n_trainable)
+
+
+# --------------------------------------------------------------------------- merge
+
+def load_with_adapter(adapter_dir: str | Path, base_path: str | Path | None = None, *, device: str = "cpu"):
+    """(peft model, processor, family) for base + adapter, unmerged, in float32."""
+    from peft import PeftModel
+
+    from worker.families import get_family
+
+    cfg = TrainConfig.load(Path(adapter_dir) / CONFIG_NAME)
+    family = get_family(cfg.family)
+    model, processor = family.load(base_path or cfg.base_model, dtype=torch.float32, device=device)
+    model = PeftModel.from_pretrained(model, str(adapter_dir))
+    model.eval()
+    return model, processor, family
+
+
+def merge(base_path: str | Path, adapter_dir: str | Path, out_dir: str | Path) -> Path:
+    """Merge the adapter into the (unquantised) base and save a standalone model + processor that
+    loads with the family's load(). QLoRA adapters merge into the full-precision base too."""
+    model, processor, _ = load_with_adapter(adapter_dir, base_path)
+    merged = model.merge_and_unload()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
