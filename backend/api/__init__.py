@@ -2,3 +2,7 @@
 from fastapi import APIRouter
 
 ROUTERS: list[APIRouter] = []
+
+from backend.api import boxes, images, labels, projects, users  # noqa: E402
+
+ROUTERS += [users.router, projects.router, labels.router, images.router, boxes.router]

@@ -1,0 +1,241 @@
+"""Pydantic request/response models of the REST API (users, projects, labels, images, boxes).
+
+Requests forbid unknown fields, so a typo in a field name is a 422 naming it rather than a silent no-op.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from backend.models import BoxSource, ImageStatus, Role
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---------------------------------------------------------------- users and tokens
+Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64,
+                                            pattern=r"^[A-Za-z0-9_.@-]+$")]
+
+
+class UserCreate(_In):
+    username: Username
+    is_admin: bool = False
+
+
+class UserOut(_Out):
+    id: int
+    username: str
+    is_admin: bool
+    created_at: datetime
+
+
+class TokenCreate(_In):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)] = ""
+
+
+class TokenOut(_Out):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class TokenIssued(TokenOut):
+    token: str = Field(description="The plaintext token; shown this once, stored only as a hash.")
+
+
+# ---------------------------------------------------------------- labels
+LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Color = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^#[0-9a-f]{6}$")]
+# One key the annotation UI can bind: a single letter, digit or symbol (no whitespace).
+Hotkey = Annotated[str, StringConstraints(pattern=r"^\S$")]
+
+
+class LabelCreate(_In):
+    name: LabelName
+    color: Color = "#e6194b"
+    hotkey: Hotkey | None = None
+
+
+class LabelPatch(_In):
+    name: LabelName | None = None
+    color: Color | None = None
+    hotkey: Hotkey | None = None
+
+
+class LabelOut(_Out):
+    id: int
+    project_id: int
+    name: str
+    color: str
+    hotkey: str | None
+
+
+# ---------------------------------------------------------------- projects and members
+ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TaskKind = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+
+
+class ProjectCreate(_In):
+    name: ProjectName
+    description: Annotated[str, Field(max_length=10_000)] = ""
+    task_kinds: Annotated[list[TaskKind], Field(min_length=1, max_length=16)] = ["detection"]
+    labels: Annotated[list[LabelCreate], Field(max_length=1000)] = []
+
+
+class ProjectPatch(_In):
+    name: ProjectName | None = None
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    task_kinds: Annotated[list[TaskKind], Field(min_length=1, max_length=16)] | None = None
+
+
+class ProjectOut(_Out):
+    id: int
+    name: str
+    description: str
+    task_kinds: list[str]
+    created_at: datetime
+    role: Role | None = Field(None, description="The caller's role in the project.")
+
+
+class ProjectDetail(ProjectOut):
+    labels: list[LabelOut]
+    image_count: int
+    counts: dict[ImageStatus, int] = Field(description="Number of images per review status.")
+
+
+class MemberAdd(_In):
+    user_id: int | None = None
+    username: Username | None = None
+    role: Role
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+
+class MemberPatch(_In):
+    role: Role
+
+
+class MemberOut(BaseModel):
+    user_id: int
+    username: str
+    role: Role
+
+
+# ---------------------------------------------------------------- boxes
+# Finite coordinates only: JSON parsers accept NaN / Infinity / 1e999, a box must not.
+Coord = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class BoxCreate(_In):
+    label_id: int
+    x1: Coord
+    y1: Coord
+    x2: Coord
+    y2: Coord
+
+
+class BoxPatch(_In):
+    version: int = Field(description="The version the client read; a stale one gets 409.")
+    label_id: int | None = None
+    x1: Coord | None = None
+    y1: Coord | None = None
+    x2: Coord | None = None
+    y2: Coord | None = None
+
+
+class BoxCompact(_Out):
+    id: int
+    label_id: int
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class BoxOut(BoxCompact):
+    image_id: int
+    source: BoxSource
+    score: float | None
+    attributes: dict
+    version: int
+    updated_by_id: int | None
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- images
+Split = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+
+
+class ImageItem(_Out):
+    id: int
+    file_name: str
+    width: int
+    height: int
+    split: str | None
+    status: ImageStatus
+    box_count: int
+    boxes: list[BoxCompact]
+
+
+class ImagePage(BaseModel):
+    items: list[ImageItem]
+    total: int
+    offset: int
+    limit: int
+
+
+class ImageDetail(_Out):
+    id: int
+    project_id: int
+    file_name: str
+    sha256: str
+    ext: str
+    width: int
+    height: int
+    split: str | None
+    status: ImageStatus
+    meta: dict
+    reviewed_by_id: int | None
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None
+    created_at: datetime
+    boxes: list[BoxOut]
+
+
+class ImagePatch(_In):
+    # `split: null` clears the split; a field left out is left alone.
+    split: Split | None = None
+    meta: dict | None = None
+
+
+class StatusIn(_In):
+    status: ImageStatus
+
+
+class BulkImagePatch(_In):
+    ids: Annotated[list[int], Field(min_length=1, max_length=5000)]
+    status: ImageStatus | None = None
+    split: Split | None = None
+
+
+class BulkResult(BaseModel):
+    updated: int
+
+
+class UploadResult(BaseModel):
+    created: int
+    images: list[ImageItem]
+    skipped: list[str] = Field(description="Archive members that are not images (by extension), not imported.")
