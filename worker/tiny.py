@@ -132,7 +132,38 @@ def build_qwen2_5_vl(out: Path) -> Path:
     return _build_qwen(out, v25=True)
 
 
-BUILDERS = {"paligemma": build_paligemma, "qwen2_vl": build_qwen2_vl, "qwen2_5_vl": build_qwen2_5_vl}
+IDEFICS3_SPECIAL = (["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
+                     "<global-img>"] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)])
+
+
+def build_smolvlm(out: Path) -> Path:
+    from transformers import GPT2Tokenizer, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
+
+    tok = _train_tokenizer(GPT2Tokenizer(), 600, IDEFICS3_SPECIAL)
+    tok.pad_token, tok.eos_token, tok.bos_token = "<|endoftext|>", "<end_of_utterance>", "<|im_start|>"
+    image_size, patch, scale = 64, 16, 2
+    # no image splitting at this size: one 64 px view per image, (64/16)^2 / 2^2 = 4 image tokens
+    ip = _pil_image_processor("Idefics3ImageProcessorPil", size={"longest_edge": image_size},
+                              max_image_size={"longest_edge": image_size}, do_image_splitting=False)
+    proc = Idefics3Processor(image_processor=ip, tokenizer=tok,
+                             image_seq_len=(image_size // patch) ** 2 // scale ** 2)
+    tok = proc.tokenizer
+    ids = {t: tok.convert_tokens_to_ids(t) for t in IDEFICS3_SPECIAL}
+    hidden = 64
+    cfg = Idefics3Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=image_size, patch_size=patch),
+        text_config=dict(model_type="llama", hidden_size=hidden, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=len(tok),
+                         max_position_embeddings=1024, bos_token_id=ids["<|im_start|>"],
+                         eos_token_id=ids["<end_of_utterance>"], pad_token_id=ids["<|endoftext|>"]),
+        image_token_id=ids["<image>"], scale_factor=scale, pad_token_id=ids["<|endoftext|>"])
+    return _save(Idefics3ForConditionalGeneration(cfg), proc, out, tok,
+                 eos_ids=[ids["<end_of_utterance>"], ids["<|endoftext|>"]])
+
+
+BUILDERS = {"paligemma": build_paligemma, "qwen2_vl": build_qwen2_vl, "qwen2_5_vl": build_qwen2_5_vl,
+            "smolvlm": build_smolvlm}
 
 
 def build_tiny(family_name: str, out_dir: str | Path, *, seed: int = 0) -> Path:

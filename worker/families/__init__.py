@@ -6,9 +6,10 @@ from worker.families.base import Family, read_model_type
 from worker.families.paligemma import PaliGemma
 from worker.families.qwen2_5_vl import Qwen25VL
 from worker.families.qwen2_vl import Qwen2VL
+from worker.families.smolvlm import SmolVLM
 from worker.types import FamilyMismatch, ModelNotFound
 
-REGISTRY: dict[str, type[Family]] = {f.name: f for f in (PaliGemma, Qwen2VL, Qwen25VL)}
+REGISTRY: dict[str, type[Family]] = {f.name: f for f in (PaliGemma, Qwen2VL, Qwen25VL, SmolVLM)}
 
 
 def get_family(name: str) -> Family:
