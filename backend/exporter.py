@@ -1,0 +1,49 @@
+"""Export a project (optionally one split) as a zip of images + annotations in a writable format."""
+from __future__ import annotations
+
+import posixpath
+import zipfile
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.formats import get_format
+from backend.formats.base import Dataset, ParsedBox, ParsedImage
+from backend.models import Box, Image, Label
+from backend.storage import IMAGE_SUFFIXES, ImageStore
+
+
+def project_dataset(session: Session, store: ImageStore, project_id: int, split: str | None = None) -> Dataset:
+    """The project's images and boxes in the neutral form (image bytes read from the store on demand)."""
+    labels = dict(session.execute(
+        select(Label.id, Label.name).where(Label.project_id == project_id).order_by(Label.id)).all())
+    q = select(Image).where(Image.project_id == project_id).order_by(Image.id)
+    bq = select(Box.image_id, Box.label_id, Box.x1, Box.y1, Box.x2, Box.y2, Box.attributes).join(
+        Image, Image.id == Box.image_id).where(Image.project_id == project_id).order_by(Box.id)
+    if split is not None:
+        q, bq = q.where(Image.split == split), bq.where(Image.split == split)
+    images: dict[int, ParsedImage] = {}
+    for im in session.scalars(q):
+        path = store.path(im.sha256, im.ext)
+        images[im.id] = ParsedImage(file_name=im.file_name, read=path.read_bytes, width=im.width,
+                                    height=im.height, sha256=im.sha256, ext=im.ext, meta=dict(im.meta or {}),
+                                    split=im.split)
+    for iid, lid, x1, y1, x2, y2, attrs in session.execute(bq):
+        images[iid].boxes.append(ParsedBox(labels[lid], x1, y1, x2, y2, dict(attrs or {})))
+    return Dataset(images=list(images.values()), labels=list(labels.values()))
+
+
+def export_zip(session: Session, store: ImageStore, project_id: int, fmt_name: str, out: BinaryIO,
+               split: str | None = None) -> int:
+    """Write the zip to `out`; return the number of images exported."""
+    fmt = get_format(fmt_name, writable=True)
+    ds = project_dataset(session, store, project_id, split)
+    with zipfile.ZipFile(out, "w") as zf:
+        def put(name: str, data: bytes) -> None:
+            # Images are already compressed: store them; deflate the annotation text.
+            stored = posixpath.splitext(name)[1].lower() in IMAGE_SUFFIXES
+            zf.writestr(name, data, compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+
+        fmt.write(ds, put)
+    return len(ds.images)

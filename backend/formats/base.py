@@ -1,0 +1,266 @@
+"""The neutral parsed form every format reads into and writes from, and the input sources.
+
+Box rule, the same for every format (readers call `ImageCtx.box`):
+- coordinates are converted to absolute pixels x1 y1 x2 y2 of the *real* image (its decoded size,
+  never a size the annotation file claims; a claimed size that differs is rejected);
+- a non-finite coordinate, or zero / negative width or height, is rejected (422 naming the file
+  and the box);
+- a box entirely outside the image is rejected (422): it points at nothing, so the file is wrong;
+- a box partly outside the image is clipped to it and counted in the report (`clipped`).
+Label names are stripped; an empty name or one over 100 characters is rejected.
+
+Sources are a directory on disk (never followed outside its root, symlinks included) or an
+in-memory {relative path: bytes} from a zip (`storage.read_zip`) or uploaded files.
+"""
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.errors import InvalidInput
+from backend.storage import IMAGE_SUFFIXES, CheckedImage, check_image, safe_member_name
+
+MAX_LABEL_LEN = 100  # models.Label.name is String(100)
+
+
+def clean_label(name: object, where: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput(f"{where}: label name must be a string, got {type(name).__name__}")
+    n = name.strip()
+    if not n:
+        raise InvalidInput(f"{where}: label name is empty")
+    if len(n) > MAX_LABEL_LEN:
+        raise InvalidInput(f"{where}: label name is {len(n)} characters, over the limit of {MAX_LABEL_LEN}")
+    return n
+
+
+@dataclass
+class ParsedBox:
+    label: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass
+class ParsedImage:
+    file_name: str  # relative path kept as the image's name in the project
+    read: Callable[[], bytes]  # the bytes, on demand (a big import is not held in memory)
+    width: int
+    height: int
+    sha256: str = ""
+    ext: str = ""
+    boxes: list[ParsedBox] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    split: str | None = None
+
+
+@dataclass
+class Dataset:
+    images: list[ParsedImage] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # every declared label, even ones with no box
+    clipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def all_labels(self) -> list[str]:
+        seen = dict.fromkeys(self.labels)
+        for im in self.images:
+            for b in im.boxes:
+                seen.setdefault(b.label)
+        return list(seen)
+
+
+class Source:
+    """Files of one import, named by safe relative posix paths."""
+
+    focus: str | None = None  # the file the user pointed at (CLI: `studio import ... file.json`)
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def read(self, name: str) -> bytes:
+        raise NotImplementedError
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._set()
+
+    def _set(self) -> set[str]:
+        if not hasattr(self, "_names_set"):
+            self._names_set = set(self.names())
+        return self._names_set
+
+    def images(self) -> list[str]:
+        return [n for n in self.names() if posixpath.splitext(n)[1].lower() in IMAGE_SUFFIXES]
+
+    def with_suffix(self, *suffixes: str) -> list[str]:
+        low = tuple(s.lower() for s in suffixes)
+        return [n for n in self.names() if n.lower().endswith(low)]
+
+    def find(self, ref: str, near: str = "", also: tuple[str, ...] = ()) -> str | None:
+        """Resolve an image reference from an annotation file: relative to the annotation file,
+        the root, a few conventional folders, then by unique base name."""
+        ref = ref.replace("\\", "/")
+        base_dir = posixpath.dirname(near)
+        cands = [posixpath.join(base_dir, ref), ref]
+        cands += [posixpath.join(base_dir, d, ref) for d in also] + [posixpath.join(d, ref) for d in also]
+        for c in cands:
+            c = posixpath.normpath(c)
+            if not c.startswith("../") and c in self:
+                return c
+        by_base = self._by_base().get(posixpath.basename(ref), [])
+        return by_base[0] if len(by_base) == 1 else None
+
+    def _by_base(self) -> dict[str, list[str]]:
+        if not hasattr(self, "_base_index"):
+            idx: dict[str, list[str]] = {}
+            for n in self.names():
+                idx.setdefault(posixpath.basename(n), []).append(n)
+            self._base_index = idx
+        return self._base_index
+
+
+class MemorySource(Source):
+    def __init__(self, files: dict[str, bytes]):
+        self.files = {safe_member_name(k): v for k, v in files.items()}
+
+    def names(self) -> list[str]:
+        return sorted(self.files)
+
+    def read(self, name: str) -> bytes:
+        return self.files[name]
+
+
+class DirSource(Source):
+    """A directory; every path (symlinks resolved) must stay inside the root."""
+
+    def __init__(self, root: Path, focus: str | None = None):
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise InvalidInput(f"{root}: not a directory")
+        self.focus = focus
+        self._names: list[str] | None = None
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            out = []
+            for dirpath, dirnames, filenames in os.walk(self.root):  # os.walk does not follow dir links
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for f in filenames:
+                    if f.startswith("."):
+                        continue
+                    p = Path(dirpath) / f
+                    if not p.resolve().is_relative_to(self.root):
+                        continue  # a symlink out of the root: not part of the import
+                    out.append(p.relative_to(self.root).as_posix())
+            self._names = sorted(out)
+        return self._names
+
+    def read(self, name: str) -> bytes:
+        p = (self.root / safe_member_name(name)).resolve()
+        if not p.is_relative_to(self.root):
+            raise InvalidInput(f"{name}: points outside the import directory")
+        return p.read_bytes()
+
+
+class ImageCtx:
+    """What a reader gets: checked images (decoded once, validated against the settings caps) and
+    the box rule. `progress` is called once per image checked."""
+
+    def __init__(self, source: Source, *, max_bytes: int, max_pixels: int,
+                 progress: Callable[[int], None] | None = None):
+        self.source = source
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        self.progress = progress
+        self.clipped = 0
+        self.warnings: list[str] = []
+
+    def image(self, name: str, file_name: str | None = None, **kw) -> ParsedImage:
+        data = self.source.read(name)
+        ci: CheckedImage = check_image(data, name, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        if self.progress:
+            self.progress(1)
+        src = self.source
+        return ParsedImage(file_name=file_name or name, read=lambda: src.read(name), width=ci.width,
+                           height=ci.height, sha256=ci.sha256, ext=ci.ext, **kw)
+
+    def check_size(self, img: ParsedImage, width: object, height: object, where: str) -> None:
+        """A size declared by the annotation file must match the image (0 / missing = not declared)."""
+        try:
+            w, h = int(width or 0), int(height or 0)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{where}: declared size {width!r}x{height!r} is not a number") from None
+        if (w or h) and (w, h) != (img.width, img.height):
+            raise InvalidInput(
+                f"{where}: declared size {w}x{h} differs from the image {img.file_name} "
+                f"({img.width}x{img.height})"
+            )
+
+    def box(self, img: ParsedImage, label: str, x1: object, y1: object, x2: object, y2: object,
+            where: str, attributes: dict | None = None) -> ParsedBox:
+        """Apply the module's box rule and return the box in image pixels."""
+        label = clean_label(label, where)
+        try:
+            c = [float(v) for v in (x1, y1, x2, y2)]  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{where}: box coordinates {[x1, y1, x2, y2]} are not numbers") from None
+        if not all(math.isfinite(v) for v in c):
+            raise InvalidInput(f"{where}: box coordinates {c} are not finite")
+        a, b, cc, d = c
+        if cc <= a or d <= b:
+            raise InvalidInput(f"{where}: box has zero or negative size (x1={a}, y1={b}, x2={cc}, y2={d})")
+        W, H = img.width, img.height
+        if cc <= 0 or d <= 0 or a >= W or b >= H:
+            raise InvalidInput(f"{where}: box ({a}, {b}, {cc}, {d}) is entirely outside the {W}x{H} image")
+        if a < 0 or b < 0 or cc > W or d > H:
+            self.clipped += 1
+            a, b, cc, d = max(a, 0.0), max(b, 0.0), min(cc, float(W)), min(d, float(H))
+        return ParsedBox(label, a, b, cc, d, dict(attributes or {}))
+
+    def finish(self, ds: Dataset) -> Dataset:
+        ds.clipped += self.clipped
+        ds.warnings.extend(self.warnings)
+        return ds
+
+
+def decode_text(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"{name}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
+def load_json(data: bytes, name: str):
+    import json
+
+    text = decode_text(data, name)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"{name}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+
+
+class Format:
+    """A format: `read(source, ctx) -> Dataset`; `write(dataset, put)` where `put(name, bytes)` adds a
+    file to the export. Formats without a writer leave `can_write` False."""
+
+    name: str = ""
+    can_write: bool = False
+
+    def read(self, source: Source, ctx: ImageCtx) -> Dataset:
+        raise NotImplementedError
+
+    def write(self, ds: Dataset, put: Callable[[str, bytes], None]) -> None:
+        raise NotImplementedError(f"format {self.name!r} cannot be exported")
+
+
+def iter_boxes(ds: Dataset) -> Iterator[tuple[ParsedImage, ParsedBox]]:
+    for im in ds.images:
+        for b in im.boxes:
+            yield im, b
