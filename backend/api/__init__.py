@@ -6,3 +6,7 @@ ROUTERS: list[APIRouter] = []
 from backend.api import boxes, images, labels, projects, users  # noqa: E402
 
 ROUTERS += [users.router, projects.router, labels.router, images.router, boxes.router]
+
+from backend.api import imports  # noqa: E402
+
+ROUTERS.append(imports.router)
