@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from backend.models import BoxSource, ImageStatus, Role
 
@@ -55,7 +55,8 @@ class TokenIssued(TokenOut):
 
 # ---------------------------------------------------------------- labels
 LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Color = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^#[0-9a-f]{6}$")]
+Color = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^#[0-9a-fA-F]{6}$"),
+                  AfterValidator(str.lower)]
 # One key the annotation UI can bind: a single letter, digit or symbol (no whitespace).
 Hotkey = Annotated[str, StringConstraints(pattern=r"^\S$")]
 
