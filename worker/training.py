@@ -330,12 +330,27 @@ def token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
     return total, int((shift_labels != -100).sum())
 
 
+def _keep_bnb_training_mode(model) -> None:
+    """bitsandbytes' Linear4bit repacks its weights in place on CPU the first time it runs in eval
+    mode without grad (and asserts out_features % 32 == 0 for it); during training that would
+    change the layers under the optimizer's feet, so they stay in training mode (they have no
+    dropout: the flag changes nothing else)."""
+    try:
+        import bitsandbytes as bnb
+    except Exception:  # noqa: BLE001
+        return
+    for m in model.modules():
+        if isinstance(m, bnb.nn.Linear4bit):
+            m.training = True
+
+
 @torch.no_grad()
 def validation_loss(model, family, processor, samples: list[Sample], *, batch_size: int,
                     device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
     """Token-weighted mean loss over the *whole* held-out set (every sample, every batch)."""
     was_training = model.training
     model.eval()
+    _keep_bnb_training_mode(model)
     total, n = 0.0, 0
     try:
         for i in range(0, len(samples), batch_size):
@@ -623,6 +638,13 @@ def merge(base_path: str | Path, adapter_dir: str | Path, out_dir: str | Path) -
     loads with the family's load(). QLoRA adapters merge into the full-precision base too."""
     model, processor, _ = load_with_adapter(adapter_dir, base_path)
     merged = model.merge_and_unload()
+    inp, outp = merged.get_input_embeddings(), merged.get_output_embeddings()
+    if outp is not None and inp is not None and outp.weight.data_ptr() != inp.weight.data_ptr():
+        # A trained lm_head (modules_to_save) is no longer the embedding matrix: saving with
+        # tie_word_embeddings=True would silently re-tie it to the embeddings on load.
+        for c in (merged.config, getattr(merged.config, "text_config", None)):
+            if c is not None and getattr(c, "tie_word_embeddings", False):
+                c.tie_word_embeddings = False
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)
