@@ -31,6 +31,7 @@ Definitions of the matching metrics (``match_metrics``; seed 002's definitions):
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import string
@@ -93,6 +94,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 # --- inputs ------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)  # labels repeat: 100k boxes share a handful of names
 def normalize_label(label: str) -> str:
     return " ".join(str(label).lower().split())
 
@@ -133,7 +135,8 @@ def _categories(truths: list[ImageTruth], classes: Iterable[str] | None) -> dict
 
 
 def _xywh(b: Box) -> list[float]:
-    return [b.x1, b.y1, max(b.x2 - b.x1, 0.0), max(b.y2 - b.y1, 0.0)]
+    w, h = b.x2 - b.x1, b.y2 - b.y1  # an inverted box becomes an empty one
+    return [b.x1, b.y1, w if w > 0 else 0.0, h if h > 0 else 0.0]
 
 
 def coco_dicts(truths: list[ImageTruth], preds: dict, cats: dict[str, int]) -> tuple[dict, list[dict]]:
@@ -235,7 +238,7 @@ def _prf(tp: int, fp: int, fn: int) -> dict:
 def match_image(gt: Sequence[Box], pred: Sequence[Box], iou_thr: float = IOU_THR) -> dict:
     """Greedy one-to-one matching of one image (definitions in the module docstring).
 
-    Returns tp, fp, fn, wrong_label, ious (of TP pairs), and per-label lists for the aggregates."""
+    Returns tp, fp, fn, wrong_label, tp_ious [(label, IoU)], fp_labels and fn_labels (for the aggregates)."""
     g_lab = np.array([normalize_label(b.label) for b in gt], dtype=object)
     order = sorted(range(len(pred)), key=lambda i: -_score(pred[i]))  # stable: ties keep input order
     p_sorted = [pred[i] for i in order]
