@@ -143,10 +143,14 @@ def export(
             try:
                 get_format(fmt, writable=True)
                 pid = _project_id(session, project, False)
-                tmp = out.with_name(out.name + ".part")
-                with open(tmp, "wb") as f:
-                    n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split)
-                tmp.replace(out)
+                tmp = out.with_name(out.name + ".part")  # a failed export leaves no half zip behind
+                try:
+                    with open(tmp, "wb") as f:
+                        n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt,
+                                       f, split)
+                    tmp.replace(out)
+                finally:
+                    tmp.unlink(missing_ok=True)
             except StudioError as e:
                 typer.echo(f"error ({e.status_code}): {e.message}", err=True)
                 raise typer.Exit(1) from None
