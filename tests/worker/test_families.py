@@ -126,3 +126,28 @@ def test_bad_image(name, loaded, tmp_path):
         fam.build_batch(processor, [s], train=True)
     with pytest.raises(BadImage, match="missing.png"):
         fam.build_batch(processor, [Sample(tmp_path / "missing.png", classes=["kart"])], train=False)
+
+
+@pytest.mark.parametrize("compute", ["bfloat16", "float32"])
+def test_qlora_load_applies_compute_dtype(compute, tiny_models):
+    import bitsandbytes as bnb
+
+    fam = get_family("paligemma")
+    model, processor = fam.load(str(tiny_models["paligemma"]),
+                                quantization={"bits": 4, "quant_type": "nf4", "compute_dtype": compute})
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and all(m.compute_dtype == getattr(torch, compute) for m in layers)
+    assert all(m.weight.quant_type == "nf4" for m in layers)
+    loss = model(**fam.build_batch(processor, samples()[:1], train=True)).loss
+    assert torch.isfinite(loss)
+
+
+def test_8bit_load_and_bad_bits(tiny_models):
+    import bitsandbytes as bnb
+
+    from worker.types import QuantizationUnavailable
+    fam = get_family("qwen2_vl")
+    model, _ = fam.load(str(tiny_models["qwen2_vl"]), quantization={"bits": 8})
+    assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in model.modules())
+    with pytest.raises(QuantizationUnavailable, match="4 or 8"):
+        fam.load(str(tiny_models["qwen2_vl"]), quantization={"bits": 3})
