@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -27,6 +29,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StudioError)
     async def _studio_error(_req: Request, exc: StudioError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        # Leave out the echoed input: it can be huge (a 10k-character name) or not JSON at all
+        # (NaN / Infinity in a number field), which made the default handler fail with a 500.
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.get("/api/health", tags=["health"])
     def health() -> dict:

@@ -160,8 +160,12 @@ def upload_images(db: DB, user: CurrentUser, store: Store, settings: SettingsDep
         db.rollback()
         for sha, ext in new_files:
             store.remove(sha, ext)
-        if isinstance(e, IntegrityError):  # a concurrent upload took one of the names
-            raise HTTPException(409, "a file name was taken by a concurrent upload; nothing was imported") from None
+        if isinstance(e, IntegrityError):  # a concurrent upload may have taken one of the names
+            taken = [n for chunk in _chunks([n for n, _ in checked]) for n in db.scalars(
+                select(Image.file_name).where(Image.project_id == project_id, Image.file_name.in_(chunk)))]
+            if taken:
+                raise HTTPException(409, f"file name already in the project: {', '.join(taken[:5])} "
+                                         "(a concurrent upload); nothing was imported") from None
         raise
     items = [ImageItem(id=r.id, file_name=r.file_name, width=r.width, height=r.height, split=r.split,
                        status=r.status, box_count=0, boxes=[]) for r in rows]

@@ -66,3 +66,9 @@ def test_duplicate_name_or_hotkey_is_409(client, project, body, word):
 def test_same_label_name_in_two_projects_is_fine(client, project):
     r = client.post("/api/projects", json={"name": "p2", "labels": [{"name": "kart", "hotkey": "1"}]})
     assert r.status_code == 201
+
+
+def test_422_does_not_echo_a_huge_input(client, project):
+    r = client.post(f"/api/projects/{project['id']}/labels", json={"name": "x" * 10_000})
+    assert r.status_code == 422 and len(r.content) < 2_000
+    assert r.json()["detail"][0]["loc"] == ["body", "name"] and "100" in r.json()["detail"][0]["msg"]
