@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from worker import tiny
+from worker.families import qwen2_vl
 
 ROOT = Path(__file__).resolve().parents[2]
 torch.set_num_threads(1)
@@ -17,7 +18,8 @@ torch.set_num_threads(1)
 
 def tiny_model_path(family: str) -> Path:
     """Build (or reuse) the tiny model of `family` under <repo>/.cache/tiny/<family>-<hash>/."""
-    src = inspect.getsource(tiny).encode()
+    # the builder's source and what it builds with (the Qwen image-only processor class)
+    src = (inspect.getsource(tiny) + inspect.getsource(qwen2_vl)).encode()
     key = hashlib.sha256(src).hexdigest()[:12]
     out = ROOT / ".cache" / "tiny" / f"{family}-{key}"
     if not (out / "config.json").is_file():

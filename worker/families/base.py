@@ -65,7 +65,13 @@ class Family:
     def load(self, path: str, *, dtype=torch.float32, quantization: dict | None = None, device="cpu"):
         path = str(path)
         model_type = read_model_type(path)
-        if model_type is not None and model_type not in self.model_types:
+        if model_type is None:  # hub id: read its config before fetching any weights
+            from transformers import AutoConfig
+            try:
+                model_type = AutoConfig.from_pretrained(path).model_type
+            except (OSError, ValueError) as e:
+                raise ModelNotFound(f"model {path} could not be found: {e}") from e
+        if model_type not in self.model_types:
             raise FamilyMismatch(f"model {path} has config.model_type {model_type!r}, which is not family "
                                  f"{self.name!r} (accepts {', '.join(self.model_types)})")
         kwargs: dict = {"dtype": as_dtype(dtype)}

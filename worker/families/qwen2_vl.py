@@ -24,7 +24,9 @@ def image_only_processor(base):
         self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
-    return type(base.__name__ + "ImageOnly", (base,), {"__init__": __init__, "__module__": __name__})
+    # Same class name as the base, so the saved processor_config.json names the real
+    # processor class exactly as a hub folder does.
+    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
 
 
 class Qwen2VL(Family):
