@@ -151,17 +151,21 @@ class DirSource(Source):
             out = []
             for dirpath, dirnames, filenames in os.walk(self.root):  # os.walk does not follow dir links
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                rel = os.path.relpath(dirpath, self.root)
                 for f in filenames:
                     if f.startswith("."):
                         continue
-                    p = Path(dirpath) / f
-                    if not p.resolve().is_relative_to(self.root):
+                    full = os.path.join(dirpath, f)
+                    if os.path.islink(full) and not Path(full).resolve().is_relative_to(self.root):
                         continue  # a symlink out of the root: not part of the import
-                    out.append(p.relative_to(self.root).as_posix())
+                    out.append(f if rel == "." else f"{rel}/{f}".replace(os.sep, "/"))
             self._names = sorted(out)
         return self._names
 
     def read(self, name: str) -> bytes:
+        if name in self:  # listed by names(): already checked to stay inside the root
+            with open(os.path.join(self.root, name), "rb") as f:
+                return f.read()
         p = (self.root / safe_member_name(name)).resolve()
         if not p.is_relative_to(self.root):
             raise InvalidInput(f"{name}: points outside the import directory")
