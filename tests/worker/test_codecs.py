@@ -85,7 +85,8 @@ def test_paligemma_edge_bins_exact():
 @settings(max_examples=200, deadline=None)
 @given(text=st.text(max_size=300))
 def test_decoders_never_raise_on_garbage(name, text):
-    out = get_family(name).decode_boxes(text, 640, 480, CLASSES)
+    # decode_spans, not decode_boxes: the codec itself must not raise (decode_boxes also guards)
+    out = get_family(name).decode_spans(text, 640, 480, CLASSES)
     assert isinstance(out, list)
 
 
@@ -129,3 +130,17 @@ def test_seed002_plain_ref_form():
 def test_smart_resize_matches_transformers(h, w, lo, hi):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
     assert codecs.smart_resize(h, w, 28, lo, hi) == smart_resize(h, w, 28, lo, hi)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@settings(max_examples=200, deadline=None)
+@given(data=image_and_boxes(), cuts=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 400)), max_size=4),
+       junk=st.text(max_size=20))
+def test_decoders_never_raise_on_mangled_output(name, data, cuts, junk):
+    """Near-valid text (slices of real encodings spliced with junk) is the model-output case that matters."""
+    w, h, boxes = data
+    fam = get_family(name)
+    text = fam.encode_boxes(boxes, w, h)
+    mangled = junk.join(text[a:b] for a, b in cuts) or text
+    out = [sp.box for sp in fam.decode_spans(mangled + junk, w, h, CLASSES)]
+    assert all(0 <= b.x1 <= b.x2 <= w and 0 <= b.y1 <= b.y2 <= h for b in out)

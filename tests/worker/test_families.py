@@ -151,3 +151,24 @@ def test_8bit_load_and_bad_bits(tiny_models):
     assert any(isinstance(m, bnb.nn.Linear8bitLt) for m in model.modules())
     with pytest.raises(QuantizationUnavailable, match="4 or 8"):
         fam.load(str(tiny_models["qwen2_vl"]), quantization={"bits": 3})
+
+
+def test_hub_id_without_local_folder_needs_family_name():
+    with pytest.raises(ModelNotFound, match="name the family"):
+        detect_family("google/paligemma2-3b-pt-224")
+
+
+def test_device_choice():
+    from worker.device import pick_device, set_threads
+    assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            pick_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        pick_device("tpu")
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1
+    finally:
+        torch.set_num_threads(before)
