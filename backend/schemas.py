@@ -193,7 +193,7 @@ class ImageItem(_Out):
 
 class ImagePage(BaseModel):
     items: list[ImageItem]
-    total: int
+    total: int | None = Field(description="matching images; null when with_total=false")
     offset: int
     limit: int
 

@@ -99,6 +99,12 @@ def test_list_pages_and_filters(client, grid):
     assert ids_for(q="FRAME_0") == ids[:10]
     assert ids_for(q="%") == [] and ids_for(q="_") == ids  # LIKE wildcards are literal
     assert client.get(url, params={"offset": 100}).json()["items"] == []
+    assert client.get(url, params={"offset": 100, "q": "frame"}).json()["total"] == 12
+    # Keyset paging and skipping the count.
+    r = client.get(url, params={"after_id": ids[3], "limit": 2, "with_total": "false"}).json()
+    assert [i["id"] for i in r["items"]] == ids[4:6] and r["total"] is None
+    assert ids_for(after_id=ids[5], label="kart") == [i for i in ids[0::3] if i > ids[5]]
+    assert client.get(url, params={"after_id": -1}).status_code == 422
 
 
 @pytest.mark.parametrize("params,field", [
