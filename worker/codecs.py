@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from worker.types import Box
 
@@ -204,7 +204,3 @@ def fill_answer(answer: str, boxes: list[Box], encode) -> str:
     for i, b in enumerate(boxes):
         answer = answer.replace("{box%d}" % i, encode([b]))
     return answer
-
-
-def with_score(span: Span, score: float) -> Box:
-    return replace(span.box, score=score)
