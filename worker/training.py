@@ -64,6 +64,12 @@ class TrainResult:
     val_losses: list[tuple[int, float]] = field(default_factory=list)
     checkpoint_dir: Path | None = None
     trainable_params: int = 0
+    tokens_real: int = 0  # attention-mask tokens of the batches trained in this call
+    tokens_total: int = 0  # tokens processed (incl. padding): padding efficiency = real / total
+
+    @property
+    def padding_efficiency(self) -> float:
+        return self.tokens_real / self.tokens_total if self.tokens_total else 1.0
 
 
 # --------------------------------------------------------------------------- data order
@@ -128,7 +134,10 @@ def sample_length(family, processor, sample: Sample, size: tuple[int, int]) -> i
     """Cheap token-length estimate used only for length grouping: prompt + target text tokens.
     Image tokens are constant per image size and are left out."""
     tok = getattr(processor, "tokenizer", processor)
-    prompt = sample.question if sample.task == "vqa" else " ; ".join(sample.classes)
+    if hasattr(family, "prompt"):
+        prompt = family.prompt(sample)
+    else:
+        prompt = sample.question if sample.task == "vqa" else " ; ".join(sample.classes)
     target = family.target_text(sample, *size)
     return len(tok(prompt or "").input_ids) + len(tok(target).input_ids)
 
@@ -560,6 +569,7 @@ def train(
     it = iter(loader)
     cancelled = False
     t_start, steps_this_run = time.perf_counter(), 0
+    tokens_real = tokens_total = 0
     try:
         while step < total:
             if should_cancel is not None and should_cancel():
@@ -571,6 +581,8 @@ def train(
             for _ in range(cfg.grad_accum):
                 epoch, bi, n, batch = next(it)
                 batch = _to_device(batch, cfg.device, dtype)
+                tokens_real += int(batch["attention_mask"].sum())
+                tokens_total += batch["attention_mask"].numel()
                 s, k = token_loss(model, batch)
                 loss = s / max(k, 1)
                 (loss / cfg.grad_accum).backward()
@@ -608,13 +620,15 @@ def train(
         ck = last_ck if last_ck is not None and last_ck.name == f"step-{step:07d}" else checkpoint()
         adapter = ck / "adapter"
         return TrainResult(adapter_dir=adapter, adapter_bytes=_dir_bytes(adapter), steps=step, losses=losses,
-                           cancelled=True, val_losses=val_losses, checkpoint_dir=ck, trainable_params=n_trainable)
+                           cancelled=True, val_losses=val_losses, checkpoint_dir=ck, trainable_params=n_trainable,
+                           tokens_real=tokens_real, tokens_total=tokens_total)
     if val_samples:
         validate()
     adapter = out_dir / "adapter"
     size = _save_adapter(model, cfg, adapter)
     return TrainResult(adapter_dir=adapter, adapter_bytes=size, steps=step, losses=losses, cancelled=False,
-                       val_losses=val_losses, checkpoint_dir=last_ck, trainable_params=n_trainable)
+                       val_losses=val_losses, checkpoint_dir=last_ck, trainable_params=n_trainable,
+                       tokens_real=tokens_real, tokens_total=tokens_total)
 
 
 # --------------------------------------------------------------------------- merge
