@@ -178,7 +178,7 @@ def main() -> None:
                 client.headers["Authorization"] = f"Bearer {token}"
                 for name, u, params in cases:
                     p50, p95, body = measure(client, u, params, args.repeat)
-                    out.write(f"{name:34} {p50:8.1f} {p95:8.1f} {body['total']:8d} {len(body['items']):6d}\n")
+                    out.write(f"{name:34} {p50:8.1f} {p95:8.1f} {str(body['total']):>8} {len(body['items']):6d}\n")
                 times = []
                 for _ in range(args.repeat):
                     iid = rnd.randrange(1, args.n + 1)

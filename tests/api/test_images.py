@@ -97,6 +97,7 @@ def test_list_pages_and_filters(client, grid):
     assert ids_for(has_boxes="false") == sorted(set(ids) - set(ids[0::3]) - set(ids[0::4]))
     assert ids_for(q="_1") == ids[10:]
     assert ids_for(q="FRAME_0") == ids[:10]
+    assert ids_for(q="_0") == ids[:10] and ids_for(q="1.") == [ids[1], ids[11]]  # no letters: plain LIKE
     assert ids_for(q="%") == [] and ids_for(q="_") == ids  # LIKE wildcards are literal
     assert client.get(url, params={"offset": 100}).json()["items"] == []
     assert client.get(url, params={"offset": 100, "q": "frame"}).json()["total"] == 12
