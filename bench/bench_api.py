@@ -168,7 +168,8 @@ def main() -> None:
                 ("split=val", page, {"limit": 50, "split": "val"}),
                 ("label=kart (on all)", page, {"limit": 50, "label": "kart"}),
                 ("label=gift (on 1%)", page, {"limit": 50, "label": "gift"}),
-                ("q=substring", page, {"limit": 50, "q": "_0421"}),
+                ("q=_0421 (no letters: LIKE)", page, {"limit": 50, "q": "_0421"}),
+                ("q=Frame_0421 (letters: ILIKE)", page, {"limit": 50, "q": "Frame_0421"}),
                 ("status+label+q", page, {"limit": 50, "status": "in_review", "label": "banana", "q": "99"}),
                 ("page 1, with_total=false", page, {"limit": 50, "with_total": "false"}),
             ]
