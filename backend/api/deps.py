@@ -37,7 +37,9 @@ def get_store(request: Request) -> ImageStore:
     return request.app.state.store
 
 
-DB = Annotated[Session, Depends(get_db)]
+# scope="function": commit before the response is sent, so a 2xx means the write is durable and
+# the client's next request sees it (the default scope commits only after the response went out).
+DB = Annotated[Session, Depends(get_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 Store = Annotated[ImageStore, Depends(get_store)]
 
