@@ -12,7 +12,10 @@ Choices that make it learnable on 2 CPU threads within the budget, and why:
   frozen, tiny (std 0.02) random embeddings, so with adapters alone the logits stay within about
   ±1.3 and the loss cannot drop below ~6 even when the argmax is right.
 - 56×56 images (the tiny model's input size), one object per image, two classes that differ in
-  colour and shape, boxes snapped to a 14-pixel grid (the patch grid: few distinct targets).
+  colour and shape, objects 50-80 % of the side, corners snapped to a 7-pixel grid (half a patch:
+  8 positions per side instead of 56, so each target token is seen often enough).
+  Measured while tuning (600 steps, batch 16, lr 3e-3 cosine): 2 classes, grid 7 -> AP50 1.0;
+  grid 1 (free positions) -> 0.45; 3 classes grid 7 -> 0.46; 300 steps grid 7 -> 0.25; about 40-70 s.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from worker.training import load_with_adapter, train
 ALL_PARTS = ["q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "gate_proj", "up_proj", "down_proj",
              "fc1", "fc2", "linear"]
 SIZE = (56, 56)
-DATA = dict(size=SIZE, classes=DEFAULT_CLASSES[:2], min_frac=0.5, max_frac=0.8, grid=14)
+DATA = dict(size=SIZE, classes=DEFAULT_CLASSES[:2], min_frac=0.5, max_frac=0.8, grid=7)
 
 
 def evaluate(model, processor, family, samples) -> dict:
@@ -40,12 +43,12 @@ def evaluate(model, processor, family, samples) -> dict:
     return detection_metrics(truths, preds, classes=[c.label for c in DEFAULT_CLASSES[:2]])
 
 
-def run_learning_check(model_path, out_dir, *, steps=300, lr=3e-3, n_train=2000, n_test=64, batch_size=16,
-                       threads=2, data=None, **cfg_kw) -> dict:
+def run_learning_check(model_path, out_dir, *, steps=600, lr=3e-3, n_train=2000, n_test=64, batch_size=16,
+                       threads=2, data=None, seed=0, **cfg_kw) -> dict:
     torch.set_num_threads(threads)
     data = data or DATA
     family = get_family("paligemma")
-    train_set = shape_samples(n_train, seed=1, **data)
+    train_set = shape_samples(n_train, seed=1 + seed, **data)
     test_set = shape_samples(n_test, seed=2, id_offset=100_000, **data)
     t0 = time.perf_counter()
     base, processor = family.load(str(model_path))
@@ -53,7 +56,7 @@ def run_learning_check(model_path, out_dir, *, steps=300, lr=3e-3, n_train=2000,
     cfg = TrainConfig(family="paligemma", base_model=str(model_path), output_dir=str(out_dir), max_steps=steps,
                       batch_size=batch_size, learning_rate=lr, warmup_ratio=0.05, scheduler="cosine",
                       rank=32, alpha=32, dropout=0.0, target_modules=ALL_PARTS, modules_to_save=["lm_head"],
-                      freeze_vision=False, freeze_projector=False, freeze_language=False, seed=0,
+                      freeze_vision=False, freeze_projector=False, freeze_language=False, seed=seed,
                       **cfg_kw)
     result = train(cfg, train_set, progress=lambda p: None)
     model, processor, _ = load_with_adapter(result.adapter_dir)
@@ -72,7 +75,7 @@ def test_tiny_paligemma_learns_to_detect_shapes(tiny_models, tmp_path):
     print(f"AP50 before {before['ap50']:.3f} after {after['ap50']:.3f}; recall@0.5 {before['recall']:.3f} -> "
           f"{after['recall']:.3f}; loss {r['losses'][0]:.3f} -> {r['losses'][-1]:.3f}; {r['seconds']:.0f} s")
     assert (before["ap50"] or 0.0) < 0.05
-    assert after["ap50"] >= 0.5
+    assert after["ap50"] >= 0.8
     assert after["ap50"] > (before["ap50"] or 0.0) + 0.4
     assert r["losses"][-1] < r["losses"][0] / 3
     assert r["seconds"] < 180
