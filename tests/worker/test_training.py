@@ -346,6 +346,25 @@ def test_mixed_detect_and_vqa_in_one_run(pg, tmp_path):
     assert saved.task_weights == {"detect": 1.0, "vqa": 0.5}
 
 
+def test_length_grouping_in_training_cuts_padding(pg, tmp_path):
+    data = shape_samples(48, seed=3, size=(56, 56), n_objects=(1, 8), min_frac=0.08, max_frac=0.15)
+    eff = {}
+    for grouped in (True, False):
+        r = train(cfg_for(pg, tmp_path / str(grouped), max_steps=None, epochs=1, batch_size=8,
+                          group_by_length=grouped), data, progress=lambda p: None)
+        assert r.steps == 6 and r.tokens_total > 0
+        eff[grouped] = r.padding_efficiency
+    assert eff[True] >= 0.9 and eff[True] > eff[False] + 0.05
+
+
+def test_epochs_mode_counts_optimizer_steps(pg, tmp_path):
+    seen = []
+    r = train(cfg_for(pg, tmp_path, max_steps=None, epochs=1.5, batch_size=2, grad_accum=2), samples(10),
+              progress=seen.append)
+    # 10 samples / batch 2 = 5 micro-batches per epoch; 1.5 epochs = 7.5 -> 4 steps of 2 micro-batches
+    assert r.steps == 4 and seen[-1].total == 4
+
+
 def test_validation_covers_the_whole_held_out_set(pg, tmp_path):
     fam = get_family("paligemma")
     val = samples(7, seed=9)  # 7 samples, batch 3: three batches, the last one short
@@ -367,21 +386,22 @@ def test_validation_covers_the_whole_held_out_set(pg, tmp_path):
 
 # --------------------------------------------------------------------------- QLoRA
 
-@pytest.mark.parametrize("compute", ["bfloat16", "float32"])
-def test_qlora_4bit_compute_dtype_is_applied(pg, tmp_path, compute):
+@pytest.mark.parametrize("compute,quant", [("bfloat16", "nf4"), ("float32", "fp4")])
+def test_qlora_4bit_compute_dtype_is_applied(pg, tmp_path, compute, quant):
     import bitsandbytes as bnb
 
     fam = get_family("paligemma")
-    cfg = cfg_for(pg, tmp_path, method="qlora", bits=4, quant_type="nf4", compute_dtype=compute)
+    cfg = cfg_for(pg, tmp_path, method="qlora", bits=4, quant_type=quant, compute_dtype=compute)
     model, proc = build_model(fam, cfg)
     want = getattr(torch, compute)
     q = model.get_base_model().config.quantization_config
     q = q if isinstance(q, dict) else q.to_dict()
-    assert q["load_in_4bit"] and q["bnb_4bit_quant_type"] == "nf4"
+    assert q["load_in_4bit"] and q["bnb_4bit_quant_type"] == quant
     assert str(q["bnb_4bit_compute_dtype"]).replace("torch.", "") == compute
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert layers and all(m.compute_dtype == want for m in layers)
     assert all(m.weight.dtype == torch.uint8 for m in layers)  # really quantised
+    assert all(m.weight.quant_state.quant_type == quant for m in layers)
     model.train()  # as in training (bnb repacks weights on CPU in eval mode; see _keep_bnb_training_mode)
     # The matmul really runs in the compute dtype: the layer's output equals the dequantised
     # weight times the input computed in that dtype, and differs from the other dtype's result.
