@@ -47,6 +47,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+def schema_filter(dialect: str):
+    """Alembic include_object: indexes marked `postgresql_only` (trigram GIN) exist only there."""
+
+    def include(obj, name, type_, reflected, compare_to):  # noqa: ANN001
+        if type_ == "index" and not reflected and obj.info.get("postgresql_only"):
+            return dialect == "postgresql"
+        return True
+
+    return include
+
+
 def alembic_config(url: str):
     from alembic.config import Config
 

@@ -123,6 +123,10 @@ class Image(Base):
         UniqueConstraint("project_id", "file_name"),
         Index("ix_images_project_status", "project_id", "status", "id"),
         Index("ix_images_project_split", "project_id", "split", "id"),
+        # File-name search (ILIKE '%q%') on PostgreSQL: a trigram GIN index instead of a full scan.
+        # Only created on PostgreSQL (see migration 0002); other databases scan.
+        Index("ix_images_file_name_trgm", "file_name", postgresql_using="gin",
+              postgresql_ops={"file_name": "gin_trgm_ops"}, info={"postgresql_only": True}),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))

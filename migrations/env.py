@@ -3,6 +3,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from backend.config import get_settings
+from backend.db import schema_filter
 from backend.models import Base
 
 config = context.config
@@ -23,7 +24,8 @@ def run_migrations_online() -> None:
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         # batch mode: SQLite cannot ALTER most things in place.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                          include_object=schema_filter(connection.dialect.name))
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
