@@ -467,3 +467,25 @@ def test_synth_boxes_match_drawn_pixels():
         ys, xs = np.nonzero(red)
         assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (b.x1, b.y1, b.x2, b.y2)
         assert isinstance(x.image, Image.Image) and x.image.size == (64, 48)
+
+
+@pytest.mark.parametrize("family", ["paligemma", "qwen2_vl", "qwen2_5_vl", "smolvlm"])
+def test_every_family_trains_resumes_and_merges(tiny_models, tmp_path, family):
+    fam = get_family(family)
+    data = shape_samples(6, seed=0, size=(64, 48), n_objects=(1, 3)) + vqa_samples(2)
+    cfg = dict(family=family, base_model=str(tiny_models[family]), max_steps=4, batch_size=3, learning_rate=2e-2,
+               rank=4, alpha=8, dropout=0.1, seed=1, target_modules="all-linear", freeze_vision=False,
+               checkpoint_every=2)
+    straight = train(TrainConfig(**cfg, output_dir=str(tmp_path / "a")), data, progress=lambda p: None)
+    first = train(TrainConfig(**cfg, output_dir=str(tmp_path / "b")), data, progress=lambda p: None,
+          should_cancel=lambda: (tmp_path / "b" / "checkpoints").exists())
+    resumed = train(TrainConfig(**cfg, output_dir=str(tmp_path / "b")), data, progress=lambda p: None,
+                    resume_from=tmp_path / "b")
+    assert first.cancelled and first.steps == 2
+    assert resumed.losses == pytest.approx(straight.losses, abs=1e-5)
+    out = merge(tiny_models[family], straight.adapter_dir, tmp_path / "merged")
+    merged, proc = fam.load(str(out))
+    with_adapter, _, _ = load_with_adapter(straight.adapter_dir)
+    batch = {k: v for k, v in fam.build_batch(proc, data[:2], train=True).items() if k != "labels"}
+    with torch.no_grad():
+        assert torch.allclose(merged.eval()(**batch).logits, with_adapter(**batch).logits, atol=1e-4)
