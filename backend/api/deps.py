@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from backend.auth import user_for_token
 from backend.config import Settings
+from backend.db import session_scope
 from backend.models import ROLE_RANK, Membership, Project, Role, User
 from backend.storage import ImageStore
 
@@ -18,15 +19,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    session: Session = request.app.state.sessionmaker()
-    try:
+    with session_scope(request.app.state.sessionmaker) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_settings_dep(request: Request) -> Settings:
