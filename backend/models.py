@@ -164,3 +164,37 @@ class Box(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     image: Mapped[Image] = relationship(back_populates="boxes")
     label: Mapped[Label] = relationship()
+
+
+class QASource(str, enum.Enum):
+    generated = "generated"
+    human = "human"
+
+
+class QAPair(Base):
+    """One question/answer (or instruction) pair about an image, stored family-neutral.
+
+    `question` / `answer` may hold `{box0}`, `{box1}` ... placeholders; `params["boxes"]` lists those
+    boxes (label + pixel x1 y1 x2 y2 of the original image) in order, and each model family's codec
+    renders them in its own syntax at training time. The split is the image's (join, never copied).
+    """
+
+    __tablename__ = "qa_pairs"
+    __table_args__ = (
+        Index("ix_qa_pairs_project_family", "project_id", "family", "id"),
+        Index("ix_qa_pairs_image", "image_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    family: Mapped[str] = mapped_column(String(32))
+    template_id: Mapped[str] = mapped_column(String(64))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    source: Mapped[QASource] = mapped_column(_enum(QASource, "qa_source"), default=QASource.generated)
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
