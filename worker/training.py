@@ -466,6 +466,21 @@ def _check_samples(samples: list[Sample], family) -> list[tuple[int, int]]:
     return sizes
 
 
+# Options that may change between a run and its resume: they don't alter the model, the optimizer
+# state or the data order. A new max_steps / epochs rebuilds the LR schedule for the new total,
+# continuing at the saved step (extending a run); otherwise the resumed run equals the straight one.
+RESUME_MAY_CHANGE = {"output_dir", "checkpoint_every", "keep_checkpoints", "eval_every", "num_workers",
+                     "max_steps", "epochs", "device"}
+
+
+def _check_resumable(cfg: TrainConfig, saved: TrainConfig, ck: Path) -> None:
+    new, old = cfg.to_dict(), saved.to_dict()
+    diff = sorted(k for k in new if k not in RESUME_MAY_CHANGE and new[k] != old.get(k))
+    if diff:
+        raise BadConfig(f"cannot resume from {ck}: option(s) differ from the checkpoint's run: "
+                        + ", ".join(f"{k}={new[k]!r} (was {old.get(k)!r})" for k in diff))
+
+
 def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
@@ -522,6 +537,7 @@ def train(
         from safetensors.torch import load_file
 
         ck = latest_checkpoint(Path(resume_from))
+        _check_resumable(cfg, TrainConfig.load(ck / "adapter" / CONFIG_NAME), ck)
         state = torch.load(ck / STATE_NAME, weights_only=False)
         set_peft_model_state_dict(model, load_file(ck / "adapter" / "adapter_model.safetensors"))
         optimizer.load_state_dict(state["optimizer"])

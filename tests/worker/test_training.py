@@ -273,8 +273,9 @@ def test_tqdm_bar_when_no_callback(pg, tmp_path, capsys):
 # --------------------------------------------------------------------------- checkpoints, resume, cancel
 
 def _resume_cfg(pg, out, **kw):
-    return cfg_for(pg, out, max_steps=10, batch_size=3, grad_accum=2, warmup_ratio=0.2, dropout=0.2,
-                   learning_rate=5e-3, target_modules=ALL_LINEAR_NAMES, freeze_vision=False, **kw)
+    base = dict(max_steps=10, batch_size=3, grad_accum=2, warmup_ratio=0.2, dropout=0.2, learning_rate=5e-3,
+                target_modules=ALL_LINEAR_NAMES, freeze_vision=False)
+    return cfg_for(pg, out, **{**base, **kw})
 
 
 def _adapter_tensors(d: Path):
@@ -304,6 +305,13 @@ def test_resume_equals_straight_run(pg, tmp_path):
     assert second.losses[:5] == first.losses
     a, b = _adapter_tensors(straight.adapter_dir), _adapter_tensors(second.adapter_dir)
     assert set(a) == set(b) and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_resume_refuses_a_different_run(pg, tmp_path):
+    train(_resume_cfg(pg, tmp_path, checkpoint_every=2, max_steps=2), samples(6), progress=lambda p: None)
+    with pytest.raises(BadConfig, match="rank=8"):
+        train(_resume_cfg(pg, tmp_path, rank=8, max_steps=4), samples(6), progress=lambda p: None,
+              resume_from=tmp_path / "run")
 
 
 def test_periodic_checkpoints_resume_and_pruning(pg, tmp_path):
