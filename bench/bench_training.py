@@ -6,7 +6,7 @@
 (2) padding efficiency = real tokens ÷ tokens processed over one epoch of a mixed detection + VQA
     set with variable lengths, with length grouping and with random batching.
 
-    python bench/bench_training.py [--family paligemma] [--batch-size 16] [--steps 40] [--workers 1] [--rounds 3]
+    python bench/bench_training.py [--family paligemma] [--batch-size 16] [--steps 80] [--workers 1] [--rounds 5]
 """
 from __future__ import annotations
 
@@ -87,12 +87,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", default="paligemma")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--image-size", type=int, default=160)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     fam = get_family(a.family)
