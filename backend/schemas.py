@@ -5,7 +5,7 @@ Requests forbid unknown fields, so a typo in a field name is a 422 naming it rat
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -240,3 +240,92 @@ class UploadResult(BaseModel):
     created: int
     images: list[ImageItem]
     skipped: list[str] = Field(description="Archive members that are not images (by extension), not imported.")
+
+
+# ---------------------------------------------------------------- QA pairs and splits (backend/qa, backend/splits.py)
+class QAGenerateIn(_In):
+    families: Annotated[list[str], Field(min_length=1, max_length=32)]
+    per_image_cap: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        None, description="at most this many pairs per image and family (null: no cap)")
+    seed: int = 0
+    negatives_ratio: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] = 0.5
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per family, e.g. {\"spatial\": {\"max_pairs\": 2}}")
+
+    @field_validator("families")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from backend.qa import FAMILIES
+
+        unknown = [f for f in v if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown family {', '.join(map(repr, unknown))} (known: {', '.join(FAMILIES)})")
+        return v
+
+
+class QAGenerateOut(BaseModel):
+    counts: dict[str, dict[str, int]] = Field(description="pairs per family and split ('unassigned': no split)")
+    total: int
+    images: int
+
+
+class QAItemOut(BaseModel):
+    id: int
+    image_id: int
+    file_name: str
+    family: str
+    template_id: str
+    question: str = Field(description="may hold {box0} ... placeholders for params.boxes[N]")
+    answer: str
+    params: dict
+    source: str
+    reviewed: bool
+    split: str | None
+    display_question: str = Field(description="question with the placeholders rendered as pixel boxes")
+    display_answer: str
+
+
+class QAPage(BaseModel):
+    items: list[QAItemOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class QAPatch(_In):
+    question: Annotated[str, StringConstraints(min_length=1, max_length=10_000)] | None = None
+    answer: Annotated[str, Field(max_length=100_000)] | None = None
+    reviewed: bool | None = None
+
+
+class QAReviewIn(_In):
+    ids: Annotated[list[int], Field(min_length=1, max_length=5000)]
+    reviewed: bool
+
+
+SplitName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+
+
+class SplitIn(_In):
+    mode: Literal["image", "group", "track"]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None, description="meta key of the groups: default race_id (group mode), track (track mode)")
+    ratios: dict[SplitName, Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]] | None = None
+    held_out: dict[SplitName, list[Annotated[str, StringConstraints(min_length=1, max_length=200)]]] | None = None
+    seed: int = 0
+
+
+class SplitOut(BaseModel):
+    counts: dict[str, int] = Field(description="images per split")
+    groups: dict[str, int] = Field(description="groups per split")
+    ungrouped: int = Field(description="images without the key: each is its own group")
+
+
+class Leak(BaseModel):
+    group: str
+    splits: dict[str, int]
+
+
+class SplitCheck(BaseModel):
+    ok: bool
+    key: str
+    leaks: list[Leak]

@@ -10,3 +10,7 @@ ROUTERS += [users.router, projects.router, labels.router, images.router, boxes.r
 from backend.api import imports  # noqa: E402
 
 ROUTERS.append(imports.router)
+
+from backend.api import qa, splits  # noqa: E402
+
+ROUTERS += [qa.router, splits.router]

@@ -13,8 +13,8 @@ Image meta: track, seed, frame (gid), view, race_id (`<track>:seed<seed>`, else 
 race or track, never by frame), karts (names by id), ego_kart_id / ego_kart_name / ego_source
 (`ego_ids` when the file has it, else the course rule: the kart box nearest the image centre),
 ego_detected (its box is in the frame), race_position (1 = furthest `distance_down_track` among
-all karts), num_karts, leader, distance_down_track and velocity of the ego kart, visible shares
-of the kept boxes. Frames with no karts are images with no boxes.
+all karts), num_karts, leader, kart_distances (distance_down_track per kart id),
+distance_down_track and velocity of the ego kart, visible shares of the kept boxes. Frames with no karts are images with no boxes.
 """
 from __future__ import annotations
 
@@ -120,6 +120,7 @@ class SuperTuxKart(Format):
                     ego_kart_name=karts[ego] if ego is not None and 0 <= ego < len(karts) else None,
                     ego_detected=ego is not None and any(k == ego for k, _ in kart_boxes))
         if _num_list(ddt) and ddt:
+            meta["kart_distances"] = ddt  # per kart id: race questions about the karts in view
             leader = max(range(len(ddt)), key=lambda i: ddt[i])
             meta["leader"] = karts[leader] if leader < len(karts) else None
             if ego is not None and 0 <= ego < len(ddt):

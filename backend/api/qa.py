@@ -1,0 +1,165 @@
+"""QA pairs: generate (per family, seeded), list / filter, edit, delete, bulk review, JSONL export."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.api.deps import DB, CurrentUser, get_project
+from backend.models import Image, QAPair, QASource, Role, User
+from backend.qa import store
+from backend.qa.base import render
+from backend.schemas import BulkResult, QAGenerateIn, QAGenerateOut, QAItemOut, QAPage, QAPatch, QAReviewIn
+
+router = APIRouter(tags=["qa"])
+_CHUNK = 1000
+
+_COLS = (QAPair.id, QAPair.image_id, Image.file_name, QAPair.family, QAPair.template_id, QAPair.question,
+         QAPair.answer, QAPair.params, QAPair.source, QAPair.reviewed, Image.split)
+
+
+def _item(r) -> QAItemOut:
+    params = r.params if isinstance(r.params, dict) else {}
+    boxes = params.get("boxes") or []
+    return QAItemOut(id=r.id, image_id=r.image_id, file_name=r.file_name, family=r.family, template_id=r.template_id,
+                     question=r.question, answer=r.answer, params=params, source=QASource(r.source).value,
+                     reviewed=r.reviewed, split=r.split, display_question=render(r.question, boxes),
+                     display_answer=render(r.answer, boxes))
+
+
+def _one(db: Session, qa_id: int) -> QAItemOut:
+    return _item(db.execute(select(*_COLS).join(Image, Image.id == QAPair.image_id).where(QAPair.id == qa_id)).one())
+
+
+def _get_pair(db: Session, user: User, qa_id: int, need: Role) -> QAPair:
+    pair = db.get(QAPair, qa_id)
+    if pair is None:
+        raise HTTPException(404, f"QA pair {qa_id} not found")
+    try:
+        get_project(db, user, pair.project_id, need)
+    except HTTPException as e:
+        if e.status_code == 404:
+            raise HTTPException(404, f"QA pair {qa_id} not found") from None
+        raise
+    return pair
+
+
+@router.post("/projects/{project_id}/qa/generate", response_model=QAGenerateOut)
+def generate(db: DB, user: CurrentUser, project_id: int, body: QAGenerateIn) -> QAGenerateOut:
+    """Replace the generated (unreviewed, unedited) pairs of these families, in one transaction."""
+    get_project(db, user, project_id, Role.annotator)
+    res = store.generate(db, project_id, body.families, seed=body.seed, per_image_cap=body.per_image_cap,
+                         negatives_ratio=body.negatives_ratio, options=body.options)
+    return QAGenerateOut(**res)
+
+
+@router.get("/projects/{project_id}/qa", response_model=QAPage)
+def list_pairs(
+    db: DB, user: CurrentUser, project_id: int,
+    family: Annotated[str | None, Query(max_length=32)] = None,
+    split: Annotated[str | None, Query(max_length=32, description="a split name, or 'unassigned'")] = None,
+    image_id: int | None = None,
+    q: Annotated[str | None, Query(max_length=512, description="substring of the question or answer")] = None,
+    reviewed: bool | None = None,
+    source: QASource | None = None,
+    template_id: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> QAPage:
+    get_project(db, user, project_id)
+    conds = [QAPair.project_id == project_id]
+    if family:
+        conds.append(QAPair.family == family)
+    if split:
+        conds.append(Image.split.is_(None) if split == store.UNASSIGNED else Image.split == split)
+    if image_id is not None:
+        conds.append(QAPair.image_id == image_id)
+    if q:
+        pat = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(or_(QAPair.question.ilike(pat, escape="\\"), QAPair.answer.ilike(pat, escape="\\")))
+    if reviewed is not None:
+        conds.append(QAPair.reviewed.is_(reviewed))
+    if source is not None:
+        conds.append(QAPair.source == source)
+    if template_id:
+        conds.append(QAPair.template_id == template_id)
+    base = select(*_COLS).join(Image, Image.id == QAPair.image_id).where(*conds)
+    rows = db.execute(base.order_by(QAPair.id).offset(offset).limit(limit)).all()
+    cnt = select(func.count()).select_from(QAPair)
+    if split:
+        cnt = cnt.join(Image, Image.id == QAPair.image_id)
+    total = db.scalar(cnt.where(*conds))
+    return QAPage(items=[_item(r) for r in rows], total=total, offset=offset, limit=limit)
+
+
+@router.patch("/qa/{qa_id}", response_model=QAItemOut)
+def patch_pair(db: DB, user: CurrentUser, qa_id: int, body: QAPatch) -> QAItemOut:
+    """Editing the question or answer makes the pair "human" (regeneration keeps it)."""
+    pair = _get_pair(db, user, qa_id, Role.annotator)
+    fields = body.model_fields_set
+    for f in ("question", "answer", "reviewed"):
+        if f in fields and getattr(body, f) is None:
+            raise HTTPException(422, f"{f}: may not be null")
+    edited = False
+    for f in ("question", "answer"):
+        if f in fields and getattr(body, f) != getattr(pair, f):
+            setattr(pair, f, getattr(body, f))
+            edited = True
+    if edited:
+        pair.source = QASource.human
+    if "reviewed" in fields:
+        pair.reviewed = body.reviewed
+        pair.reviewed_by_id = user.id if body.reviewed else None
+        pair.reviewed_at = datetime.now(timezone.utc) if body.reviewed else None
+    pair.updated_at = datetime.now(timezone.utc)
+    db.flush()
+    return _one(db, qa_id)
+
+
+@router.delete("/qa/{qa_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_pair(db: DB, user: CurrentUser, qa_id: int) -> None:
+    db.delete(_get_pair(db, user, qa_id, Role.annotator))
+
+
+@router.post("/projects/{project_id}/qa/review", response_model=BulkResult)
+def review(db: DB, user: CurrentUser, project_id: int, body: QAReviewIn) -> BulkResult:
+    """Mark many pairs reviewed (or not); all of them or none."""
+    get_project(db, user, project_id, Role.annotator)
+    ids = sorted(set(body.ids))
+    found: set[int] = set()
+    for k in range(0, len(ids), _CHUNK):
+        found.update(db.scalars(select(QAPair.id).where(QAPair.project_id == project_id,
+                                                        QAPair.id.in_(ids[k:k + _CHUNK]))))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise HTTPException(404, f"QA pairs not found in project {project_id}: {missing[:10]}")
+    now = datetime.now(timezone.utc)
+    for k in range(0, len(ids), _CHUNK):
+        db.execute(update(QAPair).where(QAPair.id.in_(ids[k:k + _CHUNK])).values(
+            reviewed=body.reviewed, reviewed_by_id=user.id if body.reviewed else None,
+            reviewed_at=now if body.reviewed else None, updated_at=now))
+    return BulkResult(updated=len(ids))
+
+
+@router.get("/projects/{project_id}/qa/export")
+def export(db: DB, user: CurrentUser, request: Request, project_id: int,
+           family: Annotated[str | None, Query(max_length=32)] = None,
+           split: Annotated[str | None, Query(max_length=32)] = None) -> StreamingResponse:
+    """JSONL, one pair per line: file_name, sha256, split, family, template_id, question, answer, params."""
+    get_project(db, user, project_id)
+    factory = request.app.state.sessionmaker
+
+    def lines():
+        # Its own session: the request's is closed once the endpoint returns, before streaming.
+        with factory() as s:
+            for row in store.export_rows(s, project_id, family, split):
+                yield json.dumps(row, ensure_ascii=False) + "\n"
+
+    name = f"qa_project{project_id}{'_' + family if family else ''}{'_' + split if split else ''}.jsonl"
+    return StreamingResponse(lines(), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -1,0 +1,134 @@
+"""Generate a project's QA pairs into the database (one transaction, bulk insert) and read them out.
+
+Regeneration of some families deletes the previous *generated, unreviewed* pairs of those
+families and inserts the new set, in the caller's transaction: a failure leaves the old set.
+Pairs a person touched are kept: edited ones (source "human") and reviewed ones (a person
+approved them). A new pair identical to a kept one (same image, template and params) is not
+inserted again.
+
+Randomness: one `random.Random` per (seed, family, image file name), so a pair set depends on
+the seed and the images' content only, not on ids, order, or which other families ran.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.orm import Session
+
+from backend.importer import _bulk_insert, _db_value
+from backend.models import Box, Image, Label, QAPair, QASource, utcnow
+from backend.qa import FAMILIES, check_families, resolve_options
+from backend.qa.base import ImageView, Obj, valid_box
+
+UNASSIGNED = "unassigned"  # the split key for images without a split
+_COLS = ("project_id", "image_id", "family", "template_id", "question", "answer", "params", "source", "reviewed",
+         "reviewed_by_id", "reviewed_at", "created_at", "updated_at")
+
+
+def load_views(session: Session, project_id: int) -> tuple[list[ImageView], dict[int, str | None]]:
+    """Every image of the project as an ImageView (valid boxes only, in box id order), and its split."""
+    labels = [n for (n,) in session.execute(select(Label.name).where(Label.project_id == project_id)
+                                            .order_by(Label.id))]
+    views: dict[int, ImageView] = {}
+    splits: dict[int, str | None] = {}
+    for iid, fn, w, h, sp, meta in session.execute(
+            select(Image.id, Image.file_name, Image.width, Image.height, Image.split, Image.meta)
+            .where(Image.project_id == project_id).order_by(Image.id)):
+        views[iid] = ImageView(fn, w, h, meta if isinstance(meta, dict) else {}, [], labels, iid)
+        splits[iid] = sp
+    q = (select(Box.image_id, Label.name, Box.x1, Box.y1, Box.x2, Box.y2, Box.attributes)
+         .join(Label, Label.id == Box.label_id).join(Image, Image.id == Box.image_id)
+         .where(Image.project_id == project_id).order_by(Box.image_id, Box.id))
+    for iid, lab, x1, y1, x2, y2, attrs in session.execute(q):
+        if valid_box(x1, y1, x2, y2):
+            views[iid].objs.append(Obj(lab, x1, y1, x2, y2, attrs if isinstance(attrs, dict) else {}))
+    return list(views.values()), splits
+
+
+def _fingerprint(image_id: int, family: str, template_id: str, params: dict) -> tuple:
+    return image_id, family, template_id, json.dumps(params, sort_keys=True)
+
+
+def generate_items(view: ImageView, families: list[str], opts: dict[str, dict], seed: int,
+                   cap: int | None) -> Iterator[tuple[str, object]]:
+    """(family, QAItem) for one image; at most `cap` per family (a seeded sample, order kept)."""
+    for fam in families:
+        rng = random.Random(f"{seed}|{fam}|{view.file_name}")
+        items = FAMILIES[fam].generate(view, rng, opts[fam])
+        if cap is not None and len(items) > cap:
+            keep = sorted(rng.sample(range(len(items)), cap))
+            items = [items[i] for i in keep]
+        for it in items:
+            yield fam, it
+
+
+def generate(session: Session, project_id: int, families: list[str], *, seed: int = 0,
+             per_image_cap: int | None = None, negatives_ratio: float = 0.5,
+             options: dict[str, dict] | None = None) -> dict:
+    """Replace the generated pairs of `families` in the project; the caller commits.
+    Returns {counts: {family: {split: n}}, total, images}."""
+    from backend.errors import InvalidInput
+
+    families = check_families(families)
+    if per_image_cap is not None and per_image_cap < 1:
+        raise InvalidInput("per_image_cap: must be at least 1 (or null for no cap)")
+    if not negatives_ratio >= 0:
+        raise InvalidInput("negatives_ratio: must be a number >= 0")
+    options = options or {}
+    for k in options:
+        if k not in FAMILIES:
+            raise InvalidInput(f"options.{k}: unknown family (known: {', '.join(FAMILIES)})")
+    opts = {f: resolve_options(f, options.get(f), negatives_ratio) for f in families}
+
+    views, splits = load_views(session, project_id)
+    t = QAPair.__table__
+    keep = or_(QAPair.source == QASource.human, QAPair.reviewed.is_(True))
+    kept = {_fingerprint(i, f, tid, p) for i, f, tid, p in session.execute(
+        select(QAPair.image_id, QAPair.family, QAPair.template_id, QAPair.params)
+        .where(QAPair.project_id == project_id, QAPair.family.in_(families), keep))}
+    kept_images = {k[0] for k in kept}
+    session.execute(delete(t).where(and_(t.c.project_id == project_id, t.c.family.in_(families),
+                                         t.c.source == QASource.generated.value, t.c.reviewed.is_(False))))
+
+    now = _db_value(session, t.c.created_at, utcnow())
+    gen, false = QASource.generated.value, False
+    counts: dict[str, dict[str, int]] = {f: {} for f in families}
+    rows = []
+    for v in views:
+        split = splits[v.id] or UNASSIGNED
+        for fam, it in generate_items(v, families, opts, seed, per_image_cap):
+            params = it.params()
+            if v.id in kept_images and _fingerprint(v.id, fam, it.template_id, params) in kept:
+                continue
+            rows.append((project_id, v.id, fam, it.template_id, it.question, it.answer, json.dumps(params), gen,
+                         false, None, None, now, now))
+            c = counts[fam]
+            c[split] = c.get(split, 0) + 1
+    _bulk_insert(session, t, _COLS, rows)
+    return {"counts": counts, "total": len(rows), "images": len(views)}
+
+
+def export_rows(session: Session, project_id: int, family: str | None = None, split: str | None = None,
+                chunk: int = 5000) -> Iterator[dict]:
+    """One dict per pair for the JSONL export, in id order, read in keyset pages (bounded memory)."""
+    last = 0
+    while True:
+        q = (select(QAPair.id, Image.file_name, Image.sha256, Image.split, QAPair.family, QAPair.template_id,
+                    QAPair.question, QAPair.answer, QAPair.params, QAPair.source, QAPair.reviewed)
+             .join(Image, Image.id == QAPair.image_id)
+             .where(QAPair.project_id == project_id, QAPair.id > last).order_by(QAPair.id).limit(chunk))
+        if family:
+            q = q.where(QAPair.family == family)
+        if split:
+            q = q.where(Image.split.is_(None) if split == UNASSIGNED else Image.split == split)
+        page = session.execute(q).all()
+        if not page:
+            return
+        for r in page:
+            yield {"id": r.id, "file_name": r.file_name, "sha256": r.sha256, "split": r.split, "family": r.family,
+                   "template_id": r.template_id, "question": r.question, "answer": r.answer, "params": r.params,
+                   "source": QASource(r.source).value, "reviewed": r.reviewed}
+        last = page[-1].id
