@@ -159,5 +159,135 @@ def export(
         engine.dispose()
 
 
+# ---------------------------------------------------------------- qa and split (backend/qa, backend/splits.py)
+qa_app = typer.Typer(help="Question/answer pairs generated from the boxes.", no_args_is_help=True)
+app.add_typer(qa_app, name="qa")
+
+
+def _session_run(fn):
+    """Run fn(session, settings) in one transaction on the configured database; StudioError -> exit 1."""
+    from backend.db import make_engine, make_sessionmaker, session_scope
+    from backend.errors import StudioError
+
+    settings = get_settings()
+    _prepare()
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            return fn(session, settings)
+    except StudioError as e:
+        typer.echo(f"error ({e.status_code}): {e.message}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+@qa_app.command("generate")
+def qa_generate(
+    project: str = typer.Option(..., "--project", help="project name or id"),
+    families: str = typer.Option("identity,counting,spatial,race,region,detection", "--families",
+                                 help="comma-separated families"),
+    seed: int = typer.Option(0, "--seed"),
+    cap: int = typer.Option(None, "--cap", help="at most this many pairs per image and family"),
+    negatives_ratio: float = typer.Option(0.5, "--negatives-ratio"),
+    options: str = typer.Option("{}", "--options", help='JSON per family, e.g. \'{"spatial": {"max_pairs": 2}}\''),
+) -> None:
+    """Replace the project's generated pairs of these families; print the counts per family and split."""
+    import json
+
+    from backend.errors import InvalidInput
+    from backend.qa import store
+
+    try:
+        opts = json.loads(options)
+    except json.JSONDecodeError as e:
+        raise typer.BadParameter(f"not JSON: {e}", param_hint="--options") from None
+    if not isinstance(opts, dict):
+        raise typer.BadParameter("a JSON object of family -> options", param_hint="--options")
+
+    def run(session, _settings):
+        if cap is not None and cap < 1:
+            raise InvalidInput("per_image_cap (--cap): must be at least 1")
+        pid = _project_id(session, project, False)
+        return store.generate(session, pid, [f.strip() for f in families.split(",") if f.strip()], seed=seed,
+                              per_image_cap=cap, negatives_ratio=negatives_ratio, options=opts)
+
+    typer.echo(json.dumps(_session_run(run), indent=2))
+
+
+@qa_app.command("export")
+def qa_export(
+    out: Path = typer.Argument(..., help="the .jsonl file to write"),
+    project: str = typer.Option(..., "--project", help="project name or id"),
+    family: str = typer.Option(None, "--family"),
+    split: str = typer.Option(None, "--split", help="a split name or 'unassigned'"),
+) -> None:
+    """Write the project's QA pairs as JSONL (one pair per line)."""
+    import json
+
+    from backend.qa import store
+
+    def run(session, _settings):
+        pid = _project_id(session, project, False)
+        tmp = out.with_name(out.name + ".part")  # no half file on failure
+        n = 0
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for row in store.export_rows(session, pid, family, split):
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    n += 1
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return n
+
+    typer.echo(f"exported {_session_run(run)} QA pairs to {out}")
+
+
+def _kv(items: list[str], hint: str, number: bool) -> dict:
+    out: dict = {}
+    for item in items:
+        for part in item.split(","):
+            k, sep, v = part.partition("=")
+            if not sep or not k.strip() or not v.strip():
+                raise typer.BadParameter(f"expected name=value, got {part!r}", param_hint=hint)
+            if number:
+                try:
+                    out[k.strip()] = float(v)
+                except ValueError:
+                    raise typer.BadParameter(f"{v!r} is not a number", param_hint=hint) from None
+            else:
+                out.setdefault(k.strip(), []).append(v.strip())
+    return out
+
+
+@app.command("split")
+def split_cmd(
+    project: str = typer.Option(..., "--project", help="project name or id"),
+    mode: str = typer.Option("group", "--mode", help="image | group | track"),
+    key: str = typer.Option(None, "--key", help="meta key of the groups (default race_id; track mode: track)"),
+    ratios: list[str] = typer.Option(None, "--ratios", help="e.g. train=0.8,val=0.1,test=0.1"),
+    held_out: list[str] = typer.Option(None, "--held-out", help="track mode: split=track, repeatable"),
+    seed: int = typer.Option(0, "--seed"),
+    check: bool = typer.Option(False, "--check", help="only check the current split for leakage (exit 1 if it leaks)"),
+) -> None:
+    """Assign train/val/test splits to a project's images (or --check the current one)."""
+    import json
+
+    from backend import splits
+
+    def run(session, _settings):
+        pid = _project_id(session, project, False)
+        if check:
+            return splits.check(session, pid, key or "race_id")
+        return splits.make_split(session, pid, mode, key=key, ratios=_kv(ratios, "--ratios", True) if ratios else None,
+                                 held_out=_kv(held_out, "--held-out", False) if held_out else None, seed=seed)
+
+    res = _session_run(run)
+    typer.echo(json.dumps(res, indent=2))
+    if check and not res["ok"]:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
