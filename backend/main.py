@@ -6,7 +6,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from backend.config import Settings, get_settings
@@ -47,5 +47,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/api")
 
     if FRONTEND_DIST.is_dir():
-        app.mount("/", StaticFiles(directory=FRONTEND_DIST, html=True), name="frontend")
+        mount_frontend(app, FRONTEND_DIST)
     return app
+
+
+def mount_frontend(app: FastAPI, dist: Path) -> None:
+    """The built single-page app: its files as they are, and index.html for any other non-API path,
+    so a reload or a shared link of a client-side route (/projects/3/images/7) opens the app."""
+    static = StaticFiles(directory=dist)
+    root = dist.resolve()
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def spa(request: Request, path: str):
+        if path == "api" or path.startswith("api/"):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        file = (root / path).resolve()
+        if path and file.is_file() and root in file.parents:
+            return await static.get_response(path, request.scope)
+        return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
