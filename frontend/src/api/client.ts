@@ -1,5 +1,5 @@
 // A small typed client of the studio's REST API. Types come from the generated OpenAPI schema
-// (src/api/schema.d.ts, `npm run gen-api`); the QA types are written by hand until its API lands.
+// (src/api/schema.d.ts, `npm run gen-api` after writing /openapi.json to test-output/openapi.json).
 import type { components } from "./schema";
 
 type S = components["schemas"];
@@ -35,21 +35,12 @@ export interface ImportReport {
   warnings: string[];
 }
 
-export interface QAPair {
-  id: number;
-  image_id: number;
-  file_name: string;
-  family: string;
-  template_id?: string | null;
-  question: string;
-  answer: string;
-  params: Record<string, unknown>;
-  source?: string;
-  reviewed: boolean;
-  split: string | null;
-}
-export interface QAPage { items: QAPair[]; total: number }
-export interface QAGenerate { families: string[]; per_image_cap: number; seed: number; negatives_ratio: number }
+export type QAPair = S["QAItemOut"];
+export type QAPage = S["QAPage"];
+export type QAGenerate = S["QAGenerateIn"];
+export type QAGenerateOut = S["QAGenerateOut"];
+/** The registry of question families (backend/qa/__init__.py); the server names them in a 422 if it changes. */
+export const QA_FAMILIES = ["identity", "counting", "spatial", "race", "region", "detection"];
 
 export interface ImageFilters {
   status?: ImageStatus | "";
@@ -197,7 +188,7 @@ export function createClient(opts: ClientOptions) {
     patchQA: (id: number, body: Partial<Pick<QAPair, "question" | "answer" | "reviewed">>) =>
       req<QAPair>("PATCH", `/api/qa/${id}`, { json: body }),
     deleteQA: (id: number) => req<void>("DELETE", `/api/qa/${id}`),
-    generateQA: (pid: number, body: QAGenerate) => req<unknown>("POST", `/api/projects/${pid}/qa/generate`, { json: body }),
+    generateQA: (pid: number, body: QAGenerate) => req<QAGenerateOut>("POST", `/api/projects/${pid}/qa/generate`, { json: body }),
   };
 }
 

@@ -395,6 +395,138 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/qa/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Generate
+         * @description Replace the generated (unreviewed, unedited) pairs of these families, in one transaction.
+         */
+        post: operations["generate_api_projects__project_id__qa_generate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/qa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Pairs */
+        get: operations["list_pairs_api_projects__project_id__qa_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/qa/{qa_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Pair */
+        delete: operations["delete_pair_api_qa__qa_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Patch Pair
+         * @description Editing the question or answer makes the pair "human" (regeneration keeps it).
+         */
+        patch: operations["patch_pair_api_qa__qa_id__patch"];
+        trace?: never;
+    };
+    "/api/projects/{project_id}/qa/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Review
+         * @description Mark many pairs reviewed (or not); all of them or none.
+         */
+        post: operations["review_api_projects__project_id__qa_review_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/qa/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export
+         * @description JSONL, one pair per line: file_name, sha256, split, family, template_id, question, answer, params.
+         */
+        get: operations["export_api_projects__project_id__qa_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/splits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make Split */
+        post: operations["make_split_api_projects__project_id__splits_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/splits/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Check */
+        get: operations["check_api_projects__project_id__splits_check_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -636,6 +768,15 @@ export interface components {
             /** Hotkey */
             hotkey?: string | null;
         };
+        /** Leak */
+        Leak: {
+            /** Group */
+            group: string;
+            /** Splits */
+            splits: {
+                [key: string]: number;
+            };
+        };
         /** MemberAdd */
         MemberAdd: {
             /** User Id */
@@ -734,11 +875,182 @@ export interface components {
             /** Task Kinds */
             task_kinds?: string[] | null;
         };
+        /** QAGenerateIn */
+        QAGenerateIn: {
+            /** Families */
+            families: string[];
+            /**
+             * Per Image Cap
+             * @description at most this many pairs per image and family (null: no cap)
+             */
+            per_image_cap?: number | null;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed: number;
+            /**
+             * Negatives Ratio
+             * @default 0.5
+             */
+            negatives_ratio: number;
+            /**
+             * Options
+             * @description per family, e.g. {"spatial": {"max_pairs": 2}}
+             */
+            options?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        /** QAGenerateOut */
+        QAGenerateOut: {
+            /**
+             * Counts
+             * @description pairs per family and split ('unassigned': no split)
+             */
+            counts: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /** Total */
+            total: number;
+            /** Images */
+            images: number;
+        };
+        /** QAItemOut */
+        QAItemOut: {
+            /** Id */
+            id: number;
+            /** Image Id */
+            image_id: number;
+            /** File Name */
+            file_name: string;
+            /** Family */
+            family: string;
+            /** Template Id */
+            template_id: string;
+            /**
+             * Question
+             * @description may hold {box0} ... placeholders for params.boxes[N]
+             */
+            question: string;
+            /** Answer */
+            answer: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /** Source */
+            source: string;
+            /** Reviewed */
+            reviewed: boolean;
+            /** Split */
+            split: string | null;
+            /**
+             * Display Question
+             * @description question with the placeholders rendered as pixel boxes
+             */
+            display_question: string;
+            /** Display Answer */
+            display_answer: string;
+        };
+        /** QAPage */
+        QAPage: {
+            /** Items */
+            items: components["schemas"]["QAItemOut"][];
+            /** Total */
+            total: number;
+            /** Offset */
+            offset: number;
+            /** Limit */
+            limit: number;
+        };
+        /** QAPatch */
+        QAPatch: {
+            /** Question */
+            question?: string | null;
+            /** Answer */
+            answer?: string | null;
+            /** Reviewed */
+            reviewed?: boolean | null;
+        };
+        /** QAReviewIn */
+        QAReviewIn: {
+            /** Ids */
+            ids: number[];
+            /** Reviewed */
+            reviewed: boolean;
+        };
+        /**
+         * QASource
+         * @enum {string}
+         */
+        QASource: "generated" | "human";
         /**
          * Role
          * @enum {string}
          */
         Role: "viewer" | "annotator" | "admin";
+        /** SplitCheck */
+        SplitCheck: {
+            /** Ok */
+            ok: boolean;
+            /** Key */
+            key: string;
+            /** Leaks */
+            leaks: components["schemas"]["Leak"][];
+        };
+        /** SplitIn */
+        SplitIn: {
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "image" | "group" | "track";
+            /**
+             * Key
+             * @description meta key of the groups: default race_id (group mode), track (track mode)
+             */
+            key?: string | null;
+            /** Ratios */
+            ratios?: {
+                [key: string]: number;
+            } | null;
+            /** Held Out */
+            held_out?: {
+                [key: string]: string[];
+            } | null;
+            /**
+             * Seed
+             * @default 0
+             */
+            seed: number;
+        };
+        /** SplitOut */
+        SplitOut: {
+            /**
+             * Counts
+             * @description images per split
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /**
+             * Groups
+             * @description groups per split
+             */
+            groups: {
+                [key: string]: number;
+            };
+            /**
+             * Ungrouped
+             * @description images without the key: each is its own group
+             */
+            ungrouped: number;
+        };
         /** StatusIn */
         StatusIn: {
             status: components["schemas"]["ImageStatus"];
@@ -1979,6 +2291,285 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    generate_api_projects__project_id__qa_generate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QAGenerateIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QAGenerateOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_pairs_api_projects__project_id__qa_get: {
+        parameters: {
+            query?: {
+                family?: string | null;
+                /** @description a split name, or 'unassigned' */
+                split?: string | null;
+                image_id?: number | null;
+                /** @description substring of the question or answer */
+                q?: string | null;
+                reviewed?: boolean | null;
+                source?: components["schemas"]["QASource"] | null;
+                template_id?: string | null;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QAPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_pair_api_qa__qa_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                qa_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_pair_api_qa__qa_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                qa_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QAPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QAItemOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    review_api_projects__project_id__qa_review_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QAReviewIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_api_projects__project_id__qa_export_get: {
+        parameters: {
+            query?: {
+                family?: string | null;
+                split?: string | null;
+            };
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    make_split_api_projects__project_id__splits_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SplitIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SplitOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    check_api_projects__project_id__splits_check_get: {
+        parameters: {
+            query?: {
+                key?: string;
+            };
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SplitCheck"];
                 };
             };
             /** @description Validation Error */

@@ -25,7 +25,10 @@ export default function Dataset() {
   const [gridKey, setGridKey] = useState(0); // bump to refetch the grid after an edit
 
   const setFilter = (patch: Partial<ImageFilters>) => {
-    setParams(filtersToParams({ ...filters, ...patch }), { replace: true });
+    // From the URL as it is now, not as this render saw it: the name box's debounced update may
+    // land after another filter changed (react-router's functional form also sees a render's copy).
+    const now = filtersFromParams(new URLSearchParams(window.location.search));
+    setParams(filtersToParams({ ...now, ...patch }), { replace: true });
     setSelected(new Set());
   };
   const refresh = () => {

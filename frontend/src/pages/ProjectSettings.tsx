@@ -124,7 +124,7 @@ function Members({ pid }: { pid: number }) {
       <form className="row" onSubmit={(e) => { e.preventDefault(); run(() => api.addMember(pid, username.trim(), role)); }}>
         <label>Username <input value={username} onChange={(e) => setUsername(e.target.value)} required /></label>
         <label>Role
-          <select value={role} onChange={(e) => setRole(e.target.value as Role)}>{ROLES.map((r) => <option key={r}>{r}</option>)}</select>
+          <select aria-label="Role for the new member" value={role} onChange={(e) => setRole(e.target.value as Role)}>{ROLES.map((r) => <option key={r}>{r}</option>)}</select>
         </label>
         <button type="submit">Add member</button>
         {user?.is_admin && (

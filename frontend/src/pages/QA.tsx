@@ -1,35 +1,15 @@
 import { useCallback, useEffect, useState } from "react";
 import { useParams } from "react-router";
-import { ApiError, type Label, type QAPair } from "../api/client";
+import { ApiError, QA_FAMILIES, type Label, type QAPair } from "../api/client";
 import { AuthImage } from "../components/AuthImage";
-import { BoxOverlay, type OverlayBox } from "../components/BoxOverlay";
+import { BoxOverlay } from "../components/BoxOverlay";
+import { paramShapes } from "../lib/qaShapes";
 import { ErrorText } from "../components/ErrorText";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { api } from "../session";
 
 const PAGE = 20;
-type Xyxy = [number, number, number, number];
-const isXyxy = (v: unknown): v is Xyxy => Array.isArray(v) && v.length === 4 && v.every((n) => typeof n === "number");
-
-/** The boxes and region a pair refers to, from its params (pixels of the original image). The QA
- *  families name these differently; any [x1,y1,x2,y2] under a key with box/region in it counts. */
-export function paramShapes(params: Record<string, unknown>): OverlayBox[] {
-  const out: OverlayBox[] = [];
-  for (const [k, v] of Object.entries(params ?? {})) {
-    const region = /region/i.test(k);
-    if (!/box|region/i.test(k)) continue;
-    const list = isXyxy(v) ? [v] : Array.isArray(v) ? v : [];
-    for (const item of list) {
-      const xy = isXyxy(item) ? item : item && typeof item === "object" && isXyxy((item as { box?: unknown }).box) ? (item as { box: Xyxy }).box : null;
-      if (!xy) continue;
-      const name = item && typeof item === "object" && !Array.isArray(item) ? (item as { label?: string }).label : undefined;
-      out.push({ x1: xy[0], y1: xy[1], x2: xy[2], y2: xy[3], text: region ? "region" : name, color: region ? "#00e5ff" : "#ffcc00", dashed: region });
-    }
-  }
-  return out;
-}
-
 export default function QA() {
   const pid = Number(useParams().pid);
   const { project } = useProject(pid);
@@ -66,7 +46,12 @@ export default function QA() {
         <>
           <Generate pid={pid} onDone={load} />
           <form className="row filters" role="search" onSubmit={(e) => e.preventDefault()}>
-            <label>Family <input value={family} onChange={(e) => { setFamily(e.target.value); setOffset(0); }} placeholder="any" /></label>
+            <label>Family
+              <select value={family} onChange={(e) => { setFamily(e.target.value); setOffset(0); }}>
+                <option value="">any</option>
+                {QA_FAMILIES.map((f) => <option key={f}>{f}</option>)}
+              </select>
+            </label>
             <label>Split <input className="short" value={split} onChange={(e) => { setSplit(e.target.value); setOffset(0); }} placeholder="any" /></label>
             <label>Reviewed
               <select value={reviewed} onChange={(e) => { setReviewed(e.target.value); setOffset(0); }}>
@@ -92,6 +77,8 @@ export default function QA() {
 function QAItem({ q, size, labels, onChange }: { q: QAPair; size?: { w: number; h: number }; labels: Label[]; onChange: () => void }) {
   const [question, setQuestion] = useState(q.question);
   const [answer, setAnswer] = useState(q.answer);
+  const [reviewed, setReviewed] = useState(q.reviewed);
+  useEffect(() => setReviewed(q.reviewed), [q.reviewed]);
   const [error, setError] = useState<unknown>(null);
   const dirty = question !== q.question || answer !== q.answer;
   const run = async (f: () => Promise<unknown>) => {
@@ -105,13 +92,18 @@ function QAItem({ q, size, labels, onChange }: { q: QAPair; size?: { w: number; 
         {size && <BoxOverlay width={size.w} height={size.h} boxes={paramShapes(q.params)} labels={labels} />}
       </div>
       <div className="qa-text">
-        <p className="muted">{q.file_name} · {q.family}{q.template_id ? ` / ${q.template_id}` : ""} · split {q.split ?? "—"}{q.source ? ` · ${q.source}` : ""}</p>
-        <label>Question <textarea rows={2} value={question} onChange={(e) => setQuestion(e.target.value)} /></label>
+        <p className="muted">{q.file_name} · {q.family} / {q.template_id} · split {q.split ?? "—"} · {q.source}{q.reviewed ? " · reviewed" : ""}</p>
+        <p className="qa-display"><b>Q:</b> <span data-testid="display-question">{q.display_question}</span><br /><b>A:</b> <span data-testid="display-answer">{q.display_answer}</span></p>
+        <label>Question ({"{boxN}"} = box N) <textarea rows={2} value={question} onChange={(e) => setQuestion(e.target.value)} /></label>
         <label>Answer <textarea rows={2} value={answer} onChange={(e) => setAnswer(e.target.value)} /></label>
         <div className="row">
           <button disabled={!dirty} onClick={() => run(() => api.patchQA(q.id, { question, answer }))}>Save</button>
           <label className="inline">
-            <input type="checkbox" checked={q.reviewed} onChange={(e) => run(() => api.patchQA(q.id, { reviewed: e.target.checked }))} /> Reviewed
+            <input type="checkbox" checked={reviewed} onChange={(e) => {
+              const on = e.target.checked;
+              setReviewed(on); // at once; the reload after the save confirms it (or the error shows)
+              run(() => api.patchQA(q.id, { reviewed: on }).catch((err) => { setReviewed(!on); throw err; }));
+            }} /> Reviewed
           </label>
           <button className="danger" onClick={() => run(() => api.deleteQA(q.id))}>Delete</button>
         </div>
@@ -122,32 +114,37 @@ function QAItem({ q, size, labels, onChange }: { q: QAPair; size?: { w: number; 
 }
 
 function Generate({ pid, onDone }: { pid: number; onDone: () => void }) {
-  const [families, setFamilies] = useState("");
+  const [families, setFamilies] = useState<string[]>(QA_FAMILIES);
   const [cap, setCap] = useState(20);
   const [seed, setSeed] = useState(0);
-  const [neg, setNeg] = useState(0.2);
+  const [neg, setNeg] = useState(0.5);
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState("");
   const [error, setError] = useState<unknown>(null);
   async function go() {
     setBusy(true); setError(null); setResult("");
     try {
-      const r = await api.generateQA(pid, {
-        families: families.split(",").map((f) => f.trim()).filter(Boolean), per_image_cap: cap, seed, negatives_ratio: neg,
-      });
-      setResult(typeof r === "object" ? JSON.stringify(r) : String(r));
+      const r = await api.generateQA(pid, { families, per_image_cap: cap || null, seed, negatives_ratio: neg });
+      const per = Object.entries(r.counts).map(([f, c]) => `${f} ${Object.values(c).reduce((a, b) => a + b, 0)}`).join(", ");
+      setResult(`Generated ${r.total} pairs over ${r.images} images${per ? ` (${per})` : ""}. Reviewed and edited pairs were kept.`);
       onDone();
     } catch (e) { setError(e); } finally { setBusy(false); }
   }
+  const toggle = (f: string, on: boolean) => setFamilies(on ? [...families, f] : families.filter((x) => x !== f));
   return (
     <details className="card">
       <summary>Generate question/answer pairs</summary>
+      <fieldset className="row">
+        <legend>Families</legend>
+        {QA_FAMILIES.map((f) => (
+          <label key={f} className="inline"><input type="checkbox" checked={families.includes(f)} onChange={(e) => toggle(f, e.target.checked)} /> {f}</label>
+        ))}
+      </fieldset>
       <div className="row">
-        <label>Families (comma-separated; empty = all) <input value={families} onChange={(e) => setFamilies(e.target.value)} /></label>
-        <label>Per-image cap <input type="number" min={1} className="short" value={cap} onChange={(e) => setCap(Number(e.target.value))} /></label>
+        <label>Per-image cap (0 = none) <input type="number" min={0} className="short" value={cap} onChange={(e) => setCap(Number(e.target.value))} /></label>
         <label>Seed <input type="number" className="short" value={seed} onChange={(e) => setSeed(Number(e.target.value))} /></label>
-        <label>Negatives ratio <input type="number" step={0.05} min={0} max={1} className="short" value={neg} onChange={(e) => setNeg(Number(e.target.value))} /></label>
-        <button onClick={go} disabled={busy}>{busy ? "Generating…" : "Generate"}</button>
+        <label>Negatives ratio <input type="number" step={0.1} min={0} className="short" value={neg} onChange={(e) => setNeg(Number(e.target.value))} /></label>
+        <button onClick={go} disabled={busy || families.length === 0}>{busy ? "Generating…" : "Generate"}</button>
       </div>
       {result && <p role="status" className="ok">{result}</p>}
       <ErrorText error={error} />
