@@ -57,10 +57,13 @@ def mount_frontend(app: FastAPI, dist: Path) -> None:
     static = StaticFiles(directory=dist)
     root = dist.resolve()
 
-    @app.get("/{path:path}", include_in_schema=False)
+    # Every method, so an unknown /api path is a 404 whatever the method (not a 405 from this route).
+    @app.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def spa(request: Request, path: str):
         if path == "api" or path.startswith("api/"):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
+        if request.method not in ("GET", "HEAD"):
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
         file = (root / path).resolve()
         if path and file.is_file() and root in file.parents:
             return await static.get_response(path, request.scope)

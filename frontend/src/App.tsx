@@ -9,6 +9,7 @@ import Dataset from "./pages/Dataset";
 import Editor from "./pages/Editor";
 import QA from "./pages/QA";
 import Runs from "./pages/Runs";
+import RunView from "./pages/RunView";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -48,6 +49,7 @@ export default function App() {
             <Route path="/projects/:pid/images/:iid" element={<Editor />} />
             <Route path="/projects/:pid/qa" element={<QA />} />
             <Route path="/projects/:pid/runs" element={<Runs />} />
+            <Route path="/projects/:pid/runs/:rid" element={<RunView />} />
             <Route path="*" element={<p className="pad">Page not found. <Link to="/">Projects</Link></p>} />
           </Routes>
         ) : (

@@ -134,5 +134,7 @@ def test_settings_labels_members_and_deep_link(page, studio):
     shot(page, "13-settings")
     assert_accessible(page)
     # Unknown API paths stay JSON 404s, not the app's HTML.
-    r = api.get("/api/no-such-thing")
-    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    for method in ("GET", "POST", "DELETE"):
+        r = api.request(method, "/api/no-such-thing")
+        assert r.status_code == 404 and r.json() == {"detail": "Not Found"}, method
+    assert api.post("/projects/1").status_code == 405
