@@ -185,7 +185,10 @@ class QAPair(Base):
         Index("ix_qa_pairs_image", "image_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # The image's project, copied for the per-project filters. No foreign key of its own: deleting a
+    # project deletes its images and they cascade here; a second FK check per row would double the
+    # cost of bulk-inserting 300k generated pairs on PostgreSQL.
+    project_id: Mapped[int] = mapped_column(Integer)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     family: Mapped[str] = mapped_column(String(32))
     template_id: Mapped[str] = mapped_column(String(64))

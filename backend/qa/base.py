@@ -52,6 +52,11 @@ class Obj:
         return (self.x2 - self.x1) * (self.y2 - self.y1)
 
     def ref(self) -> dict:
+        """The box as params store it; one dict per object, shared by its pairs (do not mutate)."""
+        return self._ref
+
+    @cached_property
+    def _ref(self) -> dict:  # cached_property writes __dict__ directly, so a frozen dataclass is fine
         return box_ref(self.label, self.x1, self.y1, self.x2, self.y2)
 
 

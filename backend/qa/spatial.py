@@ -16,6 +16,9 @@ DEFAULTS = {
     "pairs": True,  # questions between two named objects
     "max_pairs": 3,
     "min_gap": 0.0,
+    # False: one seeded template per object / pair (left-right, front-behind, or "where"), so spatial
+    # questions do not outnumber the other families 3 to 1; True: every template that applies.
+    "all_templates": False,
 }
 
 
@@ -39,15 +42,17 @@ def generate(view: ImageView, rng: random.Random, opts: dict) -> list[QAItem]:
             lr, fb = _lr(o, ego.x, view, gap), _fb(o, ego.y, view, gap)
             boxes = [o.ref()] + ([ego.obj.ref()] if ego.obj is not None else [])
             extra = {"object": name, "ego_detected": ego.obj is not None, "reference": [round(ego.x, 2), round(ego.y, 2)]}
+            cands = []
             if lr:
-                out.append(QAItem("ego_left_right", f"Is {name} to the left or to the right of the ego kart?",
-                                  lr, boxes, extra))
+                cands.append(QAItem("ego_left_right", f"Is {name} to the left or to the right of the ego kart?",
+                                    lr, boxes, extra))
             if fb:
-                out.append(QAItem("ego_front_behind", f"Is {name} in front of or behind the ego kart?",
-                                  "in front" if fb == "front" else "behind", boxes, extra))
+                cands.append(QAItem("ego_front_behind", f"Is {name} in front of or behind the ego kart?",
+                                    "in front" if fb == "front" else "behind", boxes, extra))
             if lr or fb:
-                out.append(QAItem("ego_where", f"Where is {name} relative to the ego kart?",
-                                  " and ".join(p for p in (fb, lr) if p), boxes, extra))
+                cands.append(QAItem("ego_where", f"Where is {name} relative to the ego kart?",
+                                    " and ".join(p for p in (fb, lr) if p), boxes, extra))
+            out += _pick(cands, rng, opts)
     if opts["pairs"]:
         named = [(n, o) for n, o in view.named if ego is None or o is not ego.obj]
         pairs = list(itertools.combinations(named, 2))
@@ -56,9 +61,17 @@ def generate(view: ImageView, rng: random.Random, opts: dict) -> list[QAItem]:
                 (a, oa), (b, ob) = (b, ob), (a, oa)
             lr, fb = _lr(oa, ob.cx, view, gap), _fb(oa, ob.cy, view, gap)
             boxes, extra = [oa.ref(), ob.ref()], {"object": a, "reference": b}
+            cands = []
             if lr:
-                out.append(QAItem("pair_left_right", f"Is {a} to the left or to the right of {b}?", lr, boxes, extra))
+                cands.append(QAItem("pair_left_right", f"Is {a} to the left or to the right of {b}?", lr, boxes, extra))
             if fb:
-                out.append(QAItem("pair_front_behind", f"Is {a} in front of or behind {b}?",
-                                  "in front" if fb == "front" else "behind", boxes, extra))
+                cands.append(QAItem("pair_front_behind", f"Is {a} in front of or behind {b}?",
+                                    "in front" if fb == "front" else "behind", boxes, extra))
+            out += _pick(cands, rng, opts)
     return out
+
+
+def _pick(cands: list[QAItem], rng: random.Random, opts: dict) -> list[QAItem]:
+    if opts["all_templates"] or not cands:
+        return cands
+    return [cands[rng.randrange(len(cands))]]

@@ -11,9 +11,12 @@ the seed and the images' content only, not on ids, order, or which other familie
 """
 from __future__ import annotations
 
+import gc
 import json
 import random
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
@@ -24,8 +27,9 @@ from backend.qa import FAMILIES, check_families, resolve_options
 from backend.qa.base import ImageView, Obj, valid_box
 
 UNASSIGNED = "unassigned"  # the split key for images without a split
+# reviewed_by_id / reviewed_at are left out: NULL for a new pair, and fewer values per COPY row
 _COLS = ("project_id", "image_id", "family", "template_id", "question", "answer", "params", "source", "reviewed",
-         "reviewed_by_id", "reviewed_at", "created_at", "updated_at")
+         "created_at", "updated_at")
 
 
 def load_views(session: Session, project_id: int) -> tuple[list[ImageView], dict[int, str | None]]:
@@ -52,6 +56,19 @@ def _fingerprint(image_id: int, family: str, template_id: str, params: dict) -> 
     return image_id, family, template_id, json.dumps(params, sort_keys=True)
 
 
+def _params_json(it, cache: dict[int, tuple[dict, str]]) -> str:
+    """json.dumps(it.params()), with the JSON of each box (and `extra` dict) made once per image: the
+    encoder was most of the cost of 300k pairs, and the pairs of an image share a few boxes."""
+    def enc(obj) -> str:
+        hit = cache.get(id(obj))
+        if hit is None or hit[0] is not obj:  # the cache holds obj, so its id cannot be reused meanwhile
+            hit = cache[id(obj)] = (obj, json.dumps(obj))
+        return hit[1]
+
+    head = '{"boxes": [' + ", ".join([enc(b) for b in it.boxes]) + "]"
+    return head + (", " + enc(it.extra)[1:] if it.extra else "}")
+
+
 def generate_items(view: ImageView, families: list[str], opts: dict[str, dict], seed: int,
                    cap: int | None) -> Iterator[tuple[str, object]]:
     """(family, QAItem) for one image; at most `cap` per family (a seeded sample, order kept)."""
@@ -67,9 +84,9 @@ def generate_items(view: ImageView, families: list[str], opts: dict[str, dict], 
 
 def generate(session: Session, project_id: int, families: list[str], *, seed: int = 0,
              per_image_cap: int | None = None, negatives_ratio: float = 0.5,
-             options: dict[str, dict] | None = None) -> dict:
+             options: dict[str, dict] | None = None, timings: dict | None = None) -> dict:
     """Replace the generated pairs of `families` in the project; the caller commits.
-    Returns {counts: {family: {split: n}}, total, images}."""
+    Returns {counts: {family: {split: n}}, total, images}; `timings` gets seconds per phase."""
     from backend.errors import InvalidInput
 
     families = check_families(families)
@@ -83,7 +100,33 @@ def generate(session: Session, project_id: int, families: list[str], *, seed: in
             raise InvalidInput(f"options.{k}: unknown family (known: {', '.join(FAMILIES)})")
     opts = {f: resolve_options(f, options.get(f), negatives_ratio) for f in families}
 
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        clock.append(time.perf_counter())
+        if timings is not None:
+            timings[name] = clock[-1] - clock[-2]
+
+    with _no_gc():
+        return _generate(session, project_id, families, opts, seed, per_image_cap, lap)
+
+
+@contextmanager
+def _no_gc():
+    """Hundreds of thousands of new objects would trigger the cyclic GC over and over, each time
+    rescanning the growing heap (up to a third of the time); nothing made here is cyclic garbage."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _generate(session, project_id, families, opts, seed, per_image_cap, lap) -> dict:
     views, splits = load_views(session, project_id)
+    lap("load")
     t = QAPair.__table__
     keep = or_(QAPair.source == QASource.human, QAPair.reviewed.is_(True))
     kept = {_fingerprint(i, f, tid, p) for i, f, tid, p in session.execute(
@@ -92,23 +135,30 @@ def generate(session: Session, project_id: int, families: list[str], *, seed: in
     kept_images = {k[0] for k in kept}
     session.execute(delete(t).where(and_(t.c.project_id == project_id, t.c.family.in_(families),
                                          t.c.source == QASource.generated.value, t.c.reviewed.is_(False))))
+    lap("delete")
 
-    now = _db_value(session, t.c.created_at, utcnow())
-    gen, false = QASource.generated.value, False
     counts: dict[str, dict[str, int]] = {f: {} for f in families}
-    rows = []
+    rows: list[tuple] = []
+    _rows(views, splits, families, opts, seed, per_image_cap, project_id, kept, kept_images, counts, rows,
+          _db_value(session, t.c.created_at, utcnow()))
+    lap("generate")
+    _bulk_insert(session, t, _COLS, rows)
+    lap("insert")
+    return {"counts": counts, "total": len(rows), "images": len(views)}
+
+
+def _rows(views, splits, families, opts, seed, cap, project_id, kept, kept_images, counts, rows, now) -> None:
+    gen, false = QASource.generated.value, False
     for v in views:
         split = splits[v.id] or UNASSIGNED
-        for fam, it in generate_items(v, families, opts, seed, per_image_cap):
-            params = it.params()
-            if v.id in kept_images and _fingerprint(v.id, fam, it.template_id, params) in kept:
+        box_json: dict = {}  # id(box dict) -> (box, its JSON): an object's box is shared by its pairs
+        for fam, it in generate_items(v, families, opts, seed, cap):
+            if v.id in kept_images and _fingerprint(v.id, fam, it.template_id, it.params()) in kept:
                 continue
-            rows.append((project_id, v.id, fam, it.template_id, it.question, it.answer, json.dumps(params), gen,
-                         false, None, None, now, now))
+            rows.append((project_id, v.id, fam, it.template_id, it.question, it.answer,
+                         _params_json(it, box_json), gen, false, now, now))
             c = counts[fam]
             c[split] = c.get(split, 0) + 1
-    _bulk_insert(session, t, _COLS, rows)
-    return {"counts": counts, "total": len(rows), "images": len(views)}
 
 
 def export_rows(session: Session, project_id: int, family: str | None = None, split: str | None = None,

@@ -218,3 +218,14 @@ def test_deleting_an_image_deletes_its_pairs(client, stk_project):
     iid = page[0]["image_id"]
     assert client.delete(f"/api/images/{iid}").status_code == 204
     assert items(client, stk_project)["total"] == len([i for i in page if i["image_id"] != iid])
+
+
+def test_deleting_a_project_deletes_its_pairs(client, stk_project, app):
+    from sqlalchemy import func, select
+
+    from backend.models import QAPair
+
+    assert gen(client, stk_project).json()["total"] > 0
+    assert client.delete(f"/api/projects/{stk_project}").status_code == 204
+    with app.state.sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(QAPair)) == 0

@@ -47,7 +47,7 @@ def test_counting_stk():
 
 
 def test_spatial_relative_to_ego_not_in_view():
-    a = run("spatial", V["17d01"], max_objects=4, max_pairs=0)
+    a = run("spatial", V["17d01"], max_objects=4, max_pairs=0, all_templates=True)
     # reference (150, 200): every kart is above the bottom edge -> in front; x < 150 -> left
     assert answers(a, "ego_where") == {
         "Where is Suzanne relative to the ego kart?": "front and left",   # 148.08 < 150
@@ -60,11 +60,11 @@ def test_spatial_relative_to_ego_not_in_view():
 
 
 def test_spatial_relative_to_detected_ego_and_between_karts():
-    a = run("spatial", V["1eb00"])
+    a = run("spatial", V["1eb00"], all_templates=True)
     # Pepper (149.43, 102.03) vs Gnu's centre (132.90, 146.88): right, and smaller y -> in front
     assert answers(a, "ego_where") == {"Where is Pepper relative to the ego kart?": "front and right"}
     assert not [it for it in a if it.template_id.startswith("pair_")]  # the ego is not a pair member
-    pairs = run("spatial", V["17d01"], ego=False, max_pairs=6)
+    pairs = run("spatial", V["17d01"], ego=False, max_pairs=6, all_templates=True)
     lr, fb = answers(pairs, "pair_left_right"), answers(pairs, "pair_front_behind")
     # Emule (74.15, 133.10) vs Kiki (138.23, 122.65): left, larger y -> behind
     assert lr.get("Is Emule to the left or to the right of Kiki?", "left") == "left"
@@ -75,13 +75,28 @@ def test_spatial_relative_to_detected_ego_and_between_karts():
     assert lr.get("Is Xue to the left or to the right of Suzanne?", "right") == "right"
     assert fb.get("Is Suzanne in front of or behind Xue?", "behind") == "behind"
     assert len(lr) == 6 and len(fb) == 6  # all 6 pairs of 4 karts, no ties
+    # by default one template per object / pair; every answer agrees with the centres above
+    centres = {"Suzanne": (148.08, 107.28), "Xue": (187.78, 104.83), "Emule": (74.15, 133.10), "Kiki": (138.23, 122.65),
+               "the ego kart": (150, 200)}
+    expect = {}
+    for a_, (ax, ay) in centres.items():
+        for b_, (bx, by) in centres.items():
+            if a_ != b_ and a_ != "the ego kart":
+                lr_, fb_ = ("left" if ax < bx else "right"), ("front" if ay < by else "behind")
+                expect[f"Is {a_} to the left or to the right of {b_}?"] = lr_
+                expect[f"Is {a_} in front of or behind {b_}?"] = "in front" if fb_ == "front" else "behind"
+                expect[f"Where is {a_} relative to {b_}?"] = f"{fb_} and {lr_}"
+    for seed in range(5):
+        one = run("spatial", V["17d01"], seed=seed, max_objects=4, max_pairs=6)
+        assert len(one) == 4 + 6
+        assert all(expect[it.question] == it.answer for it in one)
 
 
 def test_course_rule_ego_nearest_centre():
     v = stk_views(drop_ego_ids=True)["17d01"]
     # no ego_ids: the box nearest the centre (150, 100) is Suzanne (148.08, 107.28)
     assert answers(run("identity", v), "ego_name") == {"What is the name of the ego kart?": "Suzanne"}
-    where = answers(run("spatial", v, max_objects=4), "ego_where")
+    where = answers(run("spatial", v, max_objects=4, all_templates=True), "ego_where")
     assert where == {"Where is Xue relative to the ego kart?": "front and right",   # y 104.83 < 107.28
                      "Where is Emule relative to the ego kart?": "behind and left",  # y 133.10 > 107.28
                      "Where is Kiki relative to the ego kart?": "behind and left"}   # y 122.65 > 107.28
@@ -146,7 +161,7 @@ def test_coco_counting_with_a_negative():
 
 
 def test_coco_spatial_named_by_unique_label_and_no_ego():
-    a = run("spatial", coco_view())
+    a = run("spatial", coco_view(), all_templates=True)
     assert not [it for it in a if it.template_id.startswith("ego_")]  # no ego kart in a street photo
     lr, fb = answers(a, "pair_left_right"), answers(a, "pair_front_behind")
     # dog (60, 250) vs cat (450, 160): the dog is left and lower (larger y) -> behind
