@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
@@ -133,6 +134,7 @@ def page(browser, studio):
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)  # the 2 shared cores can be busy: 5 s is too tight
     yield pg
     ctx.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
