@@ -38,6 +38,16 @@ class Settings(BaseSettings):
 
     # Worker side
     device: str = "auto"  # auto | cpu | cuda
+    # Runs (issue #5): queue names get this prefix (isolates test users sharing one Redis);
+    # a worker renews its run's lease every lease/3 s; a run whose lease expired is re-queued
+    # (resumed from its last checkpoint) until max_attempts, then failed; a queued run with no
+    # claim after queued_resend_seconds has its message re-sent (the embedded broker loses
+    # unacknowledged messages when a worker is killed).
+    queue_prefix: str = ""
+    run_lease_seconds: float = 60.0
+    run_max_attempts: int = 3
+    reaper_interval_seconds: float = 15.0
+    queued_resend_seconds: float = 120.0
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"

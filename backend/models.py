@@ -201,3 +201,118 @@ class QAPair(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class RunKind(str, enum.Enum):
+    train = "train"
+    evaluate = "evaluate"
+    predict = "predict"
+
+
+class RunStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
+
+
+class Snapshot(Base):
+    """A frozen copy of what a run trains / evaluates on: images (id, file, size, split), their boxes
+    and QA pairs, as they were at launch, with the sha256 of that content (same data = same hash).
+    Stored in full, not as ids, so later edits to the boxes do not change what the run saw."""
+
+    __tablename__ = "snapshots"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_images: Mapped[int] = mapped_column(Integer, default=0)
+    n_boxes: Mapped[int] = mapped_column(Integer, default=0)
+    n_qa: Mapped[int] = mapped_column(Integer, default=0)
+    content: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Run(Base):
+    """A train / evaluate / predict job. The row is the source of truth; the queue only carries its id.
+
+    Crash safety: the executing worker holds a lease (`worker_id`, `lease_expires_at`) that a
+    heartbeat thread renews; a reaper re-queues (or fails) runs whose lease expired.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_project", "project_id", "id"),
+        Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[RunKind] = mapped_column(_enum(RunKind, "run_kind"))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id", ondelete="SET NULL"), nullable=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # queue / lease bookkeeping
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # live progress
+    phase: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    loss_history: Mapped[list] = mapped_column(JSON, default=list)
+    learning_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    samples_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    log_tail: Mapped[list] = mapped_column(JSON, default=list)
+    # results
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    adapter_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    adapter_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    merged_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    # Bumped on every write, so the SSE stream can tell a change from a poll that saw nothing new.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Prediction(Base):
+    """One model output of a run on one image in one phase (before / after / predict).
+
+    detect: one row per decoded box (label, x1..y2, score); an image whose output decoded to no box
+    gets one row with label NULL, so its raw text is still kept. vqa: one row per question with the
+    question, the expected and the predicted answer, and `correct`.
+    """
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_run_phase_image", "run_id", "phase", "image_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    # No FK to images: a run's record outlives an image deleted later (the snapshot has its facts).
+    image_id: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(16))
+    task: Mapped[str] = mapped_column(String(8), default="detect")
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    x1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y1: Mapped[float | None] = mapped_column(Float, nullable=True)
+    x2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    qtype: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expected: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
