@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
+from backend.db import bulk_insert
 from backend.errors import Conflict, InvalidInput
 from backend.formats import get_format
 from backend.formats.base import Dataset, DirSource, ImageCtx, MemorySource, Source
@@ -147,7 +148,7 @@ def commit_dataset(session: Session, store: ImageStore, project_id: int, ds: Dat
         box_rows = [(iid, existing[b.label], b.x1, b.y1, b.x2, b.y2, BoxSource.import_.value, None,
                      json.dumps(b.attributes), 1, None, now_db)
                     for iid, im in zip(ids, ds.images) for b in im.boxes]
-        _bulk_insert(session, Box.__table__, box_cols, box_rows)
+        bulk_insert(session, Box.__table__, box_cols, box_rows)
         session.commit()
     except BaseException as e:
         session.rollback()
@@ -168,25 +169,6 @@ def _db_value(session: Session, column, value):
     return proc(value) if proc else value
 
 
-def _bulk_insert(session: Session, table, cols: tuple[str, ...], rows: list[tuple]) -> None:
-    """Rows of driver-ready values in the session's transaction: PostgreSQL COPY, else DBAPI executemany.
-
-    Going past SQLAlchemy's per-row parameter processing is what makes 100k boxes take well under a
-    second; values are prepared by the caller (JSON as text, enums as their string value).
-    """
-    if not rows:
-        return
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        with conn.connection.driver_connection.cursor() as cur:
-            with cur.copy(f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN') as cp:
-                for r in rows:
-                    cp.write_row(r)
-    else:
-        marks = ", ".join("?" if conn.dialect.paramstyle == "qmark" else "%s" for _ in cols)
-        conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({marks})', rows)
-
-
 def _insert_images(session: Session, project_id: int, ds: Dataset, now) -> list[int]:
     """Insert the images; return their ids in dataset order."""
     t = Image.__table__
@@ -200,13 +182,13 @@ def _insert_images(session: Session, project_id: int, ds: Dataset, now) -> list[
         # Take the ids from the sequence first, then COPY the rows with them.
         ids = list(session.scalars(text(
             "SELECT nextval(pg_get_serial_sequence('images', 'id')) FROM generate_series(1, :n)"), {"n": len(rows)}))
-        _bulk_insert(session, t, ("id",) + cols, [(i,) + r for i, r in zip(ids, rows)])
+        bulk_insert(session, t, ("id",) + cols, [(i,) + r for i, r in zip(ids, rows)])
         return ids
     # SQLite has no sequence: take the ids after the current maximum. A concurrent writer that takes
     # one first makes our insert fail on the primary key: a clean rollback and a 409, never a mix.
     start = (session.scalar(text("SELECT max(id) FROM images")) or 0) + 1
     ids = list(range(start, start + len(rows)))
-    _bulk_insert(session, t, ("id",) + cols, [(i,) + r for i, r in zip(ids, rows)])
+    bulk_insert(session, t, ("id",) + cols, [(i,) + r for i, r in zip(ids, rows)])
     return ids
 
 

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
 from backend.db import make_engine, make_sessionmaker, migrate  # noqa: E402
-from backend.importer import _bulk_insert, _db_value  # noqa: E402
+from backend.db import bulk_insert  # noqa: E402
+from backend.importer import _db_value  # noqa: E402
 from backend.models import Box, Image, Label, Project, QAPair, utcnow  # noqa: E402
 from backend.qa import FAMILIES  # noqa: E402
 from backend.qa.store import generate  # noqa: E402
@@ -65,11 +66,11 @@ def seed(session, n: int) -> int:
             w, h = rng.uniform(10, 60), rng.uniform(8, 40)
             boxes.append((iid, label.id, x, y, min(W, x + w), min(H, y + h), "import", None,
                           json.dumps({"kart_id": k, "kart_name": NAMES[k], "visible": 1.0}), 1, None, now))
-    _bulk_insert(session, Image.__table__, ("id", "project_id", "sha256", "file_name", "ext", "width", "height", "split",
+    bulk_insert(session, Image.__table__, ("id", "project_id", "sha256", "file_name", "ext", "width", "height", "split",
                                             "meta", "status", "reviewed_by_id", "reviewed_at", "created_at"), images)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT setval(pg_get_serial_sequence('images', 'id'), :m)"), {"m": start + n})
-    _bulk_insert(session, Box.__table__, ("image_id", "label_id", "x1", "y1", "x2", "y2", "source", "score",
+    bulk_insert(session, Box.__table__, ("image_id", "label_id", "x1", "y1", "x2", "y2", "source", "score",
                                           "attributes", "version", "updated_by_id", "updated_at"), boxes)
     session.commit()
     return project.id

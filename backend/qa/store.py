@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
-from backend.importer import _bulk_insert, _db_value
+from backend.db import bulk_insert
+from backend.importer import _db_value
 from backend.models import Box, Image, Label, QAPair, QASource, utcnow
 from backend.qa import FAMILIES, check_families, resolve_options
 from backend.qa.base import ImageView, Obj, valid_box
@@ -142,7 +143,7 @@ def _generate(session, project_id, families, opts, seed, per_image_cap, lap) -> 
     _rows(views, splits, families, opts, seed, per_image_cap, project_id, kept, kept_images, counts, rows,
           _db_value(session, t.c.created_at, utcnow()))
     lap("generate")
-    _bulk_insert(session, t, _COLS, rows)
+    bulk_insert(session, t, _COLS, rows)
     lap("insert")
     return {"counts": counts, "total": len(rows), "images": len(views)}
 
