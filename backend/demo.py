@@ -40,6 +40,9 @@ RUN_CONFIG = dict(
 )
 
 
+DEFAULT_RECIPE: dict = {}  # worker.demo_model.Recipe's defaults are the tuned pre-training
+
+
 @dataclass
 class DemoResult:
     project_id: int
@@ -106,7 +109,7 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
             bootstrap_admin(s, settings.data_dir)
 
         log("1/3 the pretrained model. " + SYNTHETIC_NOTE)
-        model_dir = ensure_pretrained(settings.data_dir, Recipe(**(recipe or {})), log=log)
+        model_dir = ensure_pretrained(settings.data_dir, Recipe(**(DEFAULT_RECIPE if recipe is None else recipe)), log=log)
         seconds["pretrain"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
