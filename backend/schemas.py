@@ -329,3 +329,20 @@ class SplitCheck(BaseModel):
     ok: bool
     key: str
     leaks: list[Leak]
+
+
+# ---------------------------------------------------------------- runs (issue #5)
+class RunCreate(_In):
+    kind: Literal["train", "evaluate", "predict"]
+    config: dict[str, Any] = Field(description="see backend.runs.RunConfig; validated before anything is queued")
+
+
+class AcceptIn(_In):
+    image_ids: list[int] = Field(min_length=1, max_length=100_000)
+    min_score: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class AcceptOut(BaseModel):
+    created: int = Field(description="model boxes added")
+    skipped: int = Field(description="predicted boxes below min_score, with an unknown label, or already there")
+    images: int

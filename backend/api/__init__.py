@@ -14,3 +14,7 @@ ROUTERS.append(imports.router)
 from backend.api import qa, splits  # noqa: E402
 
 ROUTERS += [qa.router, splits.router]
+
+from backend.api import runs  # noqa: E402
+
+ROUTERS.append(runs.router)

@@ -55,6 +55,19 @@ def load_images(samples: list[Sample]):
     return images
 
 
+def sample_size(sample: Sample) -> tuple[int, int]:
+    """(width, height) of a sample's image; a file is opened for its header only."""
+    if hasattr(sample.image, "size") and not isinstance(sample.image, (str, Path)):
+        return tuple(sample.image.size)
+    from PIL import Image
+
+    try:
+        with Image.open(sample.image) as im:
+            return im.size
+    except Exception as e:  # noqa: BLE001 - PIL raises several types
+        raise BadImage(f"image {sample.image} (id {sample.image_id}) could not be read: {e}") from e
+
+
 class Family:
     name: str = ""
     model_types: tuple[str, ...] = ()
@@ -143,10 +156,15 @@ class Family:
         return fill_answer(sample.answer or "", sample.boxes, lambda b: self.encode_boxes(b, width, height))
 
     def prompt(self, sample: Sample) -> str:
-        """Task instruction (without chat wrapping)."""
+        """Task instruction (without chat wrapping). A question's `{box0}` ... placeholders (region
+        and spatial questions name boxes too) are filled in this family's box syntax, like answers."""
         if sample.task == "detect":
             return self.detection_prompt(sample.classes)
-        return self.vqa_prompt(sample.question or "")
+        question = sample.question or ""
+        if "{box" in question and sample.boxes:
+            width, height = sample_size(sample)
+            question = fill_answer(question, sample.boxes, lambda b: self.encode_boxes(b, width, height))
+        return self.vqa_prompt(question)
 
     # ------------------------------------------------------------------ batches
     def chat_prompt(self, instruction: str) -> str:

@@ -1,0 +1,438 @@
+"""Runs (train / evaluate / predict): validation before queueing, the frozen dataset snapshot, the
+queue hand-off, cancellation, the lease reaper and the JSON view. No torch here: the worker
+(worker/runner.py) executes runs; this module only reads and writes rows and sends messages.
+
+The run row is the source of truth and the queue only carries its id, so a lost or duplicated
+message is harmless: a worker *claims* a run with an atomic UPDATE (queued -> running) and holds a
+lease on it that a heartbeat renews; `reap` re-queues runs whose lease expired (resumed from their
+last checkpoint) or fails them after `max_attempts`, and re-sends queued runs nobody claimed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from backend.config import Settings
+from backend.errors import Conflict, InvalidInput, NotFound
+from backend.models import (
+    FINISHED,
+    Box,
+    Image,
+    ImageStatus,
+    Label,
+    QAPair,
+    Run,
+    RunKind,
+    RunStatus,
+    Snapshot,
+)
+from backend.splits import assert_no_leakage
+
+log = logging.getLogger("studio.runs")
+
+# Family name -> accepted config.json model_type (mirrors worker.families, which imports torch;
+# tests/runs checks the two agree).
+FAMILY_MODEL_TYPES: dict[str, tuple[str, ...]] = {
+    "paligemma": ("paligemma",),
+    "qwen2_vl": ("qwen2_vl",),
+    "qwen2_5_vl": ("qwen2_5_vl",),
+    "smolvlm": ("idefics3", "smolvlm"),
+}
+TASK_NAME = "studio.execute_run"
+MERGE_TASK_NAME = "studio.merge_adapter"
+LOG_TAIL = 200
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (stored as UTC): make them comparable with aware ones."""
+    return dt.replace(tzinfo=timezone.utc) if dt is not None and dt.tzinfo is None else dt
+
+
+def run_dir(settings: Settings, run_id: int) -> Path:
+    """Every run writes only under its own folder, so two runs can never share an output."""
+    return (settings.data_dir / "runs" / str(run_id)).resolve()
+
+
+# ---------------------------------------------------------------- config
+class RunConfig(BaseModel):
+    """The config of a run: worker.train_config.TrainConfig's keys (except output_dir, which the
+    studio picks) plus the run-level keys. Unknown keys are an error (a misspelled knob must not
+    silently train with the default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # model + LoRA / QLoRA (TrainConfig)
+    family: str | None = None
+    base_model: str | None = None
+    method: Literal["lora", "qlora"] = "lora"
+    bits: int = 4
+    quant_type: str = "nf4"
+    compute_dtype: str = "float32"
+    rank: int = 8
+    alpha: float = 16
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    modules_to_save: list[str] = Field(default_factory=list)
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    epochs: float = 1
+    max_steps: int | None = None
+    batch_size: int = 4
+    grad_accum: int = 1
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = 0.0
+    freeze_vision: bool = True
+    freeze_projector: bool = False
+    freeze_language: bool = False
+    seed: int = 0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    shuffle_objects: bool = True
+    group_by_length: bool = True
+    mega_batch_factor: int = 32
+    num_workers: int = 0
+    device: str | None = None  # None: the worker's setting (auto = cuda when visible, else cpu)
+    gradient_checkpointing: bool = False
+    # run level
+    tasks: dict[str, float] = Field(default_factory=lambda: {"detect": 1.0, "vqa": 1.0})
+    qa_families: list[str] | None = None  # None: every family the project has pairs of
+    train_split: str = "train"
+    eval_split: str = "test"
+    leak_key: str = "race_id"
+    max_new_tokens: int = Field(128, ge=1, le=4096)
+    eval_batch_size: int = Field(8, ge=1, le=1024)
+    max_eval_images: int | None = Field(None, ge=1)
+    eval_qa_per_image: int = Field(4, ge=0)
+    # evaluate / predict
+    adapter_run_id: int | None = None
+    image_ids: list[int] | None = None
+    image_status: ImageStatus | None = None
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - {"detect", "vqa"})
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; use detect and/or vqa")
+        if any(not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0) for w in v.values()):
+            raise ValueError("task weights must be finite numbers >= 0")
+        if not any(w > 0 for w in v.values()):
+            raise ValueError("at least one task needs a weight > 0")
+        return v
+
+    def train_dict(self, output_dir: str) -> dict[str, Any]:
+        """The TrainConfig of this run (worker.train_config.TrainConfig.from_dict takes it)."""
+        from worker.train_config import TrainConfig  # torch-free module
+
+        names = {f for f in TrainConfig.__dataclass_fields__} - {"output_dir", "task_weights", "device"}
+        d = {k: getattr(self, k) for k in names}
+        d.update(output_dir=output_dir, task_weights={k: float(w) for k, w in self.tasks.items()},
+                 device=self.device or "cpu")
+        return d
+
+
+def parse_config(kind: str, config: dict) -> RunConfig:
+    """Validate; InvalidInput (422) names the field."""
+    if not isinstance(config, dict):
+        raise InvalidInput("config: must be a JSON object")
+    try:
+        cfg = RunConfig.model_validate(config)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        msg = "unknown option" if first["type"] == "extra_forbidden" else first["msg"]
+        raise InvalidInput(f"config.{where}: {msg}") from None
+    if kind == "train" or cfg.adapter_run_id is None:  # else they come from the adapter's run
+        for name in ("family", "base_model"):
+            if not getattr(cfg, name):
+                raise InvalidInput(f"config.{name}: required for a {kind} run")
+    if kind == "train":
+        from worker.train_config import BadConfig, TrainConfig
+
+        try:
+            TrainConfig.from_dict(cfg.train_dict("<run dir>"))
+        except BadConfig as e:
+            raise InvalidInput(f"config.{e}") from None
+    return cfg
+
+
+def check_model(family: str, base_model: str) -> None:
+    """The family is known and matches the model folder's config.json (no torch: JSON only); a
+    string that is not an existing folder must look like a hub id `org/name`."""
+    if family not in FAMILY_MODEL_TYPES:
+        raise InvalidInput(f"config.family: unknown model family {family!r}; known: {', '.join(sorted(FAMILY_MODEL_TYPES))}")
+    p = Path(base_model).expanduser()
+    if p.is_dir():
+        cfg = p / "config.json"
+        if not cfg.is_file():
+            raise InvalidInput(f"config.base_model: model folder {base_model} has no config.json")
+        try:
+            model_type = json.loads(cfg.read_text()).get("model_type")
+        except (OSError, ValueError) as e:
+            raise InvalidInput(f"config.base_model: {cfg} is not readable JSON: {e}") from None
+        if model_type not in FAMILY_MODEL_TYPES[family]:
+            raise InvalidInput(f"config.family: model {base_model} has model_type {model_type!r}, which is not "
+                               f"family {family!r} (accepts {', '.join(FAMILY_MODEL_TYPES[family])})")
+        return
+    if p.is_absolute() or base_model.startswith((".", "~")) or base_model.count("/") != 1 or p.exists():
+        raise InvalidInput(f"config.base_model: model folder {base_model} does not exist (and it is not a hub id 'org/name')")
+
+
+# ---------------------------------------------------------------- snapshot
+def _split_ids(session: Session, project_id: int, split: str) -> list[int]:
+    return list(session.scalars(select(Image.id).where(Image.project_id == project_id, Image.split == split)
+                                .order_by(Image.id)))
+
+
+def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_families: list[str] | None) -> Snapshot:
+    """Copy the images of `splits` with their boxes and QA pairs into a Snapshot (reused when the
+    same content was frozen before)."""
+    labels = [n for (n,) in session.execute(select(Label.name).where(Label.project_id == project_id).order_by(Label.id))]
+    images: dict[int, dict] = {}
+    for iid, sha, ext, fn, w, h, sp in session.execute(
+            select(Image.id, Image.sha256, Image.ext, Image.file_name, Image.width, Image.height, Image.split)
+            .where(Image.project_id == project_id, Image.split.in_(splits)).order_by(Image.id)):
+        images[iid] = {"id": iid, "sha256": sha, "ext": ext, "file_name": fn, "width": w, "height": h, "split": sp,
+                       "boxes": [], "qa": []}
+    n_boxes = n_qa = 0
+    for iid, lab, x1, y1, x2, y2 in session.execute(
+            select(Box.image_id, Label.name, Box.x1, Box.y1, Box.x2, Box.y2).join(Label, Label.id == Box.label_id)
+            .join(Image, Image.id == Box.image_id)
+            .where(Image.project_id == project_id, Image.split.in_(splits)).order_by(Box.image_id, Box.id)):
+        images[iid]["boxes"].append([lab, x1, y1, x2, y2])
+        n_boxes += 1
+    q = (select(QAPair.image_id, QAPair.id, QAPair.family, QAPair.template_id, QAPair.question, QAPair.answer,
+                QAPair.params).join(Image, Image.id == QAPair.image_id)
+         .where(QAPair.project_id == project_id, Image.split.in_(splits)).order_by(QAPair.image_id, QAPair.id))
+    if qa_families is not None:
+        q = q.where(QAPair.family.in_(qa_families))
+    for iid, qid, fam, tid, question, answer, params in session.execute(q):
+        images[iid]["qa"].append([qid, fam, tid, question, answer, params])
+        n_qa += 1
+    content = {"labels": labels, "splits": sorted(splits), "images": list(images.values())}
+    sha = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    same = session.scalar(select(Snapshot).where(Snapshot.project_id == project_id, Snapshot.sha256 == sha))
+    if same is not None:
+        return same
+    snap = Snapshot(project_id=project_id, sha256=sha, n_images=len(images), n_boxes=n_boxes, n_qa=n_qa,
+                    content=content)
+    session.add(snap)
+    session.flush()
+    return snap
+
+
+# ---------------------------------------------------------------- create / cancel
+def _adapter_run(session: Session, project_id: int, run_id: int) -> Run:
+    src = session.get(Run, run_id)
+    if src is None or src.project_id != project_id:
+        raise InvalidInput(f"config.adapter_run_id: run {run_id} is not a run of this project")
+    if src.kind != RunKind.train or src.status != RunStatus.succeeded or not src.adapter_path:
+        raise InvalidInput(f"config.adapter_run_id: run {run_id} is not a succeeded train run with an adapter "
+                           f"(it is a {src.kind.value} run, {src.status.value})")
+    return src
+
+
+def create_run(session: Session, settings: Settings, *, project_id: int, user_id: int | None, kind: str,
+               config: dict) -> Run:
+    """Validate the config against the project, freeze the snapshot, commit the queued run, enqueue it."""
+    if kind not in {k.value for k in RunKind}:
+        raise InvalidInput(f"kind: {kind!r} is not one of train, evaluate, predict")
+    cfg = parse_config(kind, config)
+    if cfg.adapter_run_id is not None:
+        if kind == "train":
+            raise InvalidInput("config.adapter_run_id: a train run starts from a base model (use resume instead)")
+        src = _adapter_run(session, project_id, cfg.adapter_run_id)
+        # the adapter's own family and base unless the caller names another copy of the base
+        cfg.family = cfg.family or src.config.get("family")
+        cfg.base_model = cfg.base_model or src.config.get("base_model")
+        if cfg.family != src.config.get("family"):
+            raise InvalidInput(f"config.family: the adapter of run {src.id} is for {src.config.get('family')!r}")
+    check_model(cfg.family, cfg.base_model)
+    snapshot_id = None
+    if kind in ("train", "evaluate"):
+        if not _split_ids(session, project_id, cfg.eval_split):
+            raise InvalidInput(f"config.eval_split: the project has no images in the held-out split {cfg.eval_split!r}")
+        if kind == "train":
+            if cfg.train_split == cfg.eval_split:
+                raise InvalidInput("config.eval_split: must differ from train_split (evaluate on held-out images)")
+            if not _split_ids(session, project_id, cfg.train_split):
+                raise InvalidInput(f"config.train_split: the project has no images in split {cfg.train_split!r}")
+        if kind == "train" or cfg.adapter_run_id is not None:
+            assert_no_leakage(session, project_id, cfg.leak_key)  # 409 naming the groups
+        splits = [cfg.eval_split] + ([cfg.train_split] if kind == "train" else [])
+        snapshot_id = freeze_snapshot(session, project_id, splits, cfg.qa_families).id
+    else:  # predict: resolve the images now, so the run is reproducible
+        q = select(Image.id).where(Image.project_id == project_id).order_by(Image.id)
+        if cfg.image_ids is not None:
+            q = q.where(Image.id.in_(cfg.image_ids[:100_000]))
+        elif cfg.image_status is not None:
+            q = q.where(Image.status == cfg.image_status)
+        else:
+            raise InvalidInput("config.image_ids: a predict run needs image_ids or image_status")
+        ids = list(session.scalars(q))
+        if cfg.image_ids is not None and len(ids) != len(set(cfg.image_ids)):
+            raise InvalidInput("config.image_ids: some ids are not images of this project")
+        if not ids:
+            raise InvalidInput("config.image_status: no image of the project matches")
+        cfg.image_ids = ids
+    run = Run(project_id=project_id, kind=RunKind(kind), status=RunStatus.queued, snapshot_id=snapshot_id,
+              config=cfg.model_dump(mode="json", exclude_unset=False), created_by_id=user_id,
+              max_attempts=settings.run_max_attempts, log_tail=[_line(f"{kind} run queued")])
+    session.add(run)
+    session.commit()
+    enqueue(session, settings, run)
+    return run
+
+
+def _line(msg: str) -> str:
+    return f"{now():%Y-%m-%d %H:%M:%S} {msg}"
+
+
+def enqueue(session: Session, settings: Settings, run: Run) -> bool:
+    """Send the run's id to the gpu queue; record when. A broker that is down leaves the run queued:
+    the reaper re-sends it later, so a failure here is logged, never lost."""
+    from worker.celery_app import producer  # celery only, no torch
+
+    try:
+        producer(settings).send_task(TASK_NAME, args=[run.id], queue=settings.queue_prefix + "gpu")
+    except Exception as e:  # noqa: BLE001 - any broker failure: the reaper retries
+        log.warning("could not enqueue run %s (the reaper will retry): %s", run.id, e)
+        return False
+    session.execute(update(Run).where(Run.id == run.id).values(enqueued_at=now(), sends=Run.sends + 1))
+    session.commit()
+    return True
+
+
+def cancel_run(session: Session, run: Run) -> Run:
+    """A queued run is cancelled at once; a running one stops at its next step (the worker sees the
+    flag). 409 when the run already ended."""
+    if run.status in FINISHED:
+        raise Conflict(f"run {run.id} already ended ({run.status.value}); nothing to cancel")
+    res = session.execute(update(Run).where(Run.id == run.id, Run.status == RunStatus.queued).values(
+        status=RunStatus.cancelled, ended_at=now(), cancel_requested=True, version=Run.version + 1,
+        log_tail=list(run.log_tail or []) + [_line("cancelled before it started")]))
+    if res.rowcount == 0:
+        res = session.execute(update(Run).where(Run.id == run.id, Run.status == RunStatus.running).values(
+            cancel_requested=True, version=Run.version + 1))
+        if res.rowcount == 0:
+            session.refresh(run)
+            raise Conflict(f"run {run.id} already ended ({run.status.value}); nothing to cancel")
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+# ---------------------------------------------------------------- reaper
+def _requeue_or_fail(session: Session, settings: Settings, run: Run, t: datetime) -> str | None:
+    """One running run whose lease expired at `t`: re-queue it (attempts left) or fail it."""
+    since = aware(run.heartbeat_at) or aware(run.started_at)
+    when = f"{since:%Y-%m-%d %H:%M:%S} UTC" if since else "its start"
+    cond = (Run.id == run.id, Run.status == RunStatus.running, Run.lease_expires_at < t)
+    tail = list(run.log_tail or [])[-LOG_TAIL + 1:]
+    if run.attempts < run.max_attempts:
+        res = session.execute(update(Run).where(*cond).values(
+            status=RunStatus.queued, worker_id=None, lease_expires_at=None, version=Run.version + 1,
+            log_tail=tail + [_line(f"worker {run.worker_id} lost (no heartbeat since {when}); re-queued to "
+                                   f"resume from the last checkpoint (attempt {run.attempts + 1} of {run.max_attempts})")]))
+        session.commit()
+        if res.rowcount:
+            enqueue(session, settings, run)
+            return "requeued"
+        return None
+    reason = f"worker lost (no heartbeat since {when}) after {run.attempts} attempt(s)"
+    res = session.execute(update(Run).where(*cond).values(
+        status=RunStatus.failed, error=reason, ended_at=t, worker_id=None, version=Run.version + 1,
+        log_tail=tail + [_line(reason)]))
+    session.commit()
+    return "failed" if res.rowcount else None
+
+
+def reap_run(session: Session, settings: Settings, run: Run) -> None:
+    """The cheap per-run check GET /api/runs/{id} does."""
+    t = now()
+    if run.status == RunStatus.running and run.lease_expires_at is not None and aware(run.lease_expires_at) < t:
+        if _requeue_or_fail(session, settings, run, t):
+            session.refresh(run)
+
+
+def reap(session: Session, settings: Settings) -> dict[str, int]:
+    """Every run with an expired lease is re-queued or failed; every queued run not claimed for a
+    while is re-sent (with back-off: a run waiting behind a long one gets few duplicate messages,
+    and a duplicate is harmless since the claim is atomic)."""
+    t = now()
+    out = {"requeued": 0, "failed": 0, "resent": 0}
+    for run in session.scalars(select(Run).where(Run.status == RunStatus.running, Run.lease_expires_at < t)).all():
+        r = _requeue_or_fail(session, settings, run, t)
+        if r:
+            out[r] += 1
+    for run in session.scalars(select(Run).where(Run.status == RunStatus.queued)).all():
+        last = aware(run.enqueued_at)
+        wait = settings.queued_resend_seconds * (2 ** min(max(run.sends - 1, 0), 6))
+        if last is None or (t - last).total_seconds() > wait:
+            # claim the re-send first, so two reapers do not both send
+            res = session.execute(update(Run).where(Run.id == run.id, Run.status == RunStatus.queued,
+                                                    Run.sends == run.sends).values(enqueued_at=t))
+            session.commit()
+            if res.rowcount and enqueue(session, settings, run):
+                out["resent"] += 1
+    return out
+
+
+# ---------------------------------------------------------------- view
+def run_view(run: Run) -> dict:
+    metrics = {k: v for k, v in (run.metrics or {}).items() if k != "per_image"}
+    lh = run.loss_history or []
+    return {
+        "id": run.id, "project_id": run.project_id, "kind": run.kind.value, "status": run.status.value,
+        "config": run.config, "phase": run.phase, "progress": run.progress or 0.0, "step": run.step or 0,
+        "total_steps": run.total_steps, "loss_history": lh, "learning_rate": run.learning_rate,
+        "samples_per_s": run.samples_per_s, "eta_seconds": run.eta_seconds, "log_tail": run.log_tail or [],
+        "metrics": metrics, "error": run.error, "traceback": run.traceback, "adapter_bytes": run.adapter_bytes,
+        "merged": bool(run.merged_path), "snapshot_id": run.snapshot_id, "attempts": run.attempts,
+        "max_attempts": run.max_attempts, "cancel_requested": bool(run.cancel_requested),
+        "worker_id": run.worker_id, "heartbeat_at": _iso(run.heartbeat_at), "version": run.version,
+        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
+    }
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return aware(dt).isoformat() if dt is not None else None
+
+
+def list_runs(session: Session, project_id: int, limit: int = 100, offset: int = 0) -> dict:
+    total = session.scalar(select(func.count()).select_from(Run).where(Run.project_id == project_id))
+    runs = session.scalars(select(Run).where(Run.project_id == project_id).order_by(Run.id.desc())
+                           .offset(offset).limit(limit)).all()
+    items = []
+    for r in runs:
+        v = run_view(r)
+        for k in ("loss_history", "log_tail", "traceback", "config"):
+            v.pop(k)
+        items.append(v)
+    return {"items": items, "total": total}
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+__all__ = ["RunConfig", "create_run", "cancel_run", "run_view", "reap", "reap_run", "enqueue", "run_dir",
+           "freeze_snapshot"]

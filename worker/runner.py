@@ -1,0 +1,463 @@
+"""The synchronous executor of a run: `execute(run_id, settings)`.
+
+Claims the run (atomic UPDATE queued -> running with a lease), builds Samples from the frozen
+snapshot, and by kind:
+- train: base evaluation on the held-out split -> LoRA / QLoRA training on the train split ->
+  evaluation of the adapter on the same split -> metrics {before, after, table} + every prediction;
+- evaluate: one evaluation (of the base, or of an adapter with `adapter_run_id`);
+- predict: boxes of the base or an adapter on the chosen images, stored as drafts (phase "predict").
+
+Resumable: each phase's results are committed when it ends, and training checkpoints under the
+run's own folder; a re-queued attempt skips the phases already done and resumes training from the
+last checkpoint (worker.training resume_from). Progress writes are throttled (and forced at each
+checkpoint, so the stored loss history always reaches the checkpoint a resume starts from).
+
+Evaluation loads the model unquantised in float32 (a QLoRA adapter too), so before and after are
+measured the same way on any device.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import traceback
+from collections import defaultdict, deque
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.config import Settings, get_settings
+from backend.db import bulk_insert, make_engine, make_sessionmaker
+from backend.models import Label, Prediction, Run, RunKind, RunStatus, Snapshot
+from backend.runs import LOG_TAIL, RunConfig, now, run_dir
+from backend.storage import ImageStore
+from worker.lease import Lease, LeaseLost, default_worker_id
+from worker.types import Box, Sample
+
+log = logging.getLogger("studio.runner")
+PHASE_SPAN = {"before": (0.0, 0.1), "train": (0.1, 0.9), "after": (0.9, 1.0)}  # share of the progress bar
+PRED_COLS = ("run_id", "image_id", "phase", "task", "label", "x1", "y1", "x2", "y2", "score", "raw_text", "qtype",
+             "question", "expected", "answer", "correct")
+
+
+class Cancelled(Exception):
+    pass
+
+
+# One run at a time per process: transformers builds models under a process-global meta-device
+# patch, so two loads in two threads corrupt each other ("Cannot copy out of meta tensor"); a GPU
+# is one run's anyway. Parallel runs = several worker processes (`studio worker --concurrency N`).
+_RUN_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def _sessionmaker(url: str) -> sessionmaker[Session]:
+    return make_sessionmaker(make_engine(url))
+
+
+def execute(run_id: int, settings: Settings | None = None, *, worker_id: str | None = None) -> str | None:
+    """Run `run_id` to its end in this process; returns the final status, or None when the run was
+    not claimable (already taken by a duplicate message, cancelled, finished)."""
+    settings = settings or get_settings()
+    sm = _sessionmaker(settings.resolved_database_url())
+    lease = Lease(sm, run_id, worker_id or default_worker_id(), settings.run_lease_seconds)
+    if not lease.claim():
+        return None
+    lease.start()
+    try:
+        with _RUN_LOCK:
+            return Executor(settings, sm, lease).run()
+    except LeaseLost:
+        log.warning("run %s: lease lost; another worker owns it now", run_id)
+        return None
+    finally:
+        lease.stop()
+
+
+class Executor:
+    def __init__(self, settings: Settings, sm: sessionmaker[Session], lease: Lease):
+        self.settings, self.sm, self.lease = settings, sm, lease
+        with sm() as s:
+            run = s.get(Run, lease.run_id)
+            self.run_id, self.kind, self.attempt = run.id, run.kind, run.attempts
+            self.project_id = run.project_id
+            self.cfg = RunConfig.model_validate(run.config)
+            self.metrics = dict(run.metrics or {})
+            self.tail = deque(run.log_tail or [], maxlen=LOG_TAIL)
+            self.history = list(run.loss_history or [])
+            self.snapshot = s.get(Snapshot, run.snapshot_id).content if run.snapshot_id else None
+            self.labels = [n for (n,) in s.execute(select(Label.name).where(Label.project_id == run.project_id)
+                                                   .order_by(Label.id))]
+            if self.snapshot:  # the classes as they were frozen
+                self.labels = list(self.snapshot["labels"])
+        self.store = ImageStore(settings.data_dir)
+        self.out = run_dir(settings, self.run_id)
+        self._last_write = 0.0
+        self._last_cancel_check = 0.0
+        self._cancel = False
+
+    # ------------------------------------------------------------ row writes
+    def write(self, session: Session | None = None, **values) -> None:
+        """Guarded UPDATE of the run row (LeaseLost if this worker no longer holds it)."""
+        values.setdefault("log_tail", list(self.tail))
+        own = session is None
+        s = session or self.sm()
+        try:
+            res = s.execute(self.lease.guard(update(Run)).values(version=Run.version + 1, **values))
+            if res.rowcount == 0:
+                s.rollback()
+                raise LeaseLost(self.run_id)
+            s.commit()
+        finally:
+            if own:
+                s.close()
+        self._last_write = time.monotonic()
+
+    def say(self, msg: str, **values) -> None:
+        log.info("run %s: %s", self.run_id, msg)
+        self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} {msg}")
+        self.write(**values)
+
+    def should_cancel(self) -> bool:
+        t = time.monotonic()
+        if not self._cancel and t - self._last_cancel_check > 0.2:
+            self._last_cancel_check = t
+            with self.sm() as s:
+                self._cancel = bool(s.scalar(select(Run.cancel_requested).where(Run.id == self.run_id)))
+        if self.lease.lost:
+            raise LeaseLost(self.run_id)
+        return self._cancel
+
+    def finish(self, status: RunStatus, msg: str, **values) -> str:
+        self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} {msg}")
+        self.write(status=status, ended_at=now(), eta_seconds=0 if status == RunStatus.succeeded else None,
+                   **values)
+        return status.value
+
+    # ------------------------------------------------------------ main
+    def run(self) -> str:
+        try:
+            self.say(f"attempt {self.attempt}: {self.kind.value} run started", phase="starting")
+            if self.kind == RunKind.train:
+                return self.train()
+            if self.kind == RunKind.evaluate:
+                return self.evaluate_only()
+            return self.predict_only()
+        except (LeaseLost, KeyboardInterrupt):
+            raise
+        except Cancelled:
+            return self.finish(RunStatus.cancelled, "cancelled")
+        except Exception as e:  # noqa: BLE001 - every failure ends the run with its reason
+            msg = f"{type(e).__name__}: {e}"
+            log.exception("run %s failed", self.run_id)
+            return self.finish(RunStatus.failed, f"failed: {msg}", error=msg, traceback=traceback.format_exc())
+
+    def device(self) -> str:
+        from worker.device import pick_device
+
+        requested = self.cfg.device or self.settings.device
+        if self.cfg.method == "qlora":
+            # bitsandbytes must run a quantised op there, or the run fails now with the reason
+            from worker.training import DTYPES, probe_quantization
+
+            probe_quantization(self.cfg.bits, "cpu" if requested == "auto" else requested,
+                               DTYPES[self.cfg.compute_dtype])
+        return pick_device(requested)
+
+    # ------------------------------------------------------------ samples
+    def _image_path(self, im: dict) -> Path:
+        return self.store.path(im["sha256"], im["ext"])
+
+    @staticmethod
+    def _boxes(raw: list) -> list[Box]:
+        return [Box(b["label"], float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"])) for b in raw]
+
+    def _qa_sample(self, im: dict, qa: list) -> Sample:
+        _qid, fam, _tid, question, answer, params = qa
+        params = params if isinstance(params, dict) else json.loads(params or "{}")
+        boxes = self._boxes(params.get("boxes") or [])
+        if params.get("task") == "detect":
+            return Sample(image=self._image_path(im), task="detect", classes=list(params.get("classes") or self.labels),
+                          boxes=boxes, image_id=im["id"], qtype=fam)
+        return Sample(image=self._image_path(im), task="vqa", question=question, answer=answer, boxes=boxes,
+                      qtype=fam, image_id=im["id"])
+
+    def _det_sample(self, im: dict) -> Sample:
+        return Sample(image=self._image_path(im), task="detect", classes=list(self.labels),
+                      boxes=[Box(*b) for b in im["boxes"]], image_id=im["id"])
+
+    def train_samples(self) -> list[Sample]:
+        w = self.cfg.tasks
+        out = []
+        for im in self.snapshot["images"]:
+            if im["split"] != self.cfg.train_split:
+                continue
+            qa = [self._qa_sample(im, q) for q in im["qa"]]
+            det = [s for s in qa if s.task == "detect"]
+            if w.get("detect", 0) > 0:
+                out += det or ([self._det_sample(im)] if self.labels else [])
+            if w.get("vqa", 0) > 0:
+                out += [s for s in qa if s.task == "vqa"]
+        return out
+
+    def eval_images(self) -> list[dict]:
+        ims = [im for im in self.snapshot["images"] if im["split"] == self.cfg.eval_split]
+        return ims[: self.cfg.max_eval_images] if self.cfg.max_eval_images else ims
+
+    def eval_samples(self) -> tuple[list[Sample], list[Sample]]:
+        """Detection samples (every held-out image) and VQA samples (up to eval_qa_per_image per
+        image, taken round-robin over the question families so each type is measured)."""
+        ims = self.eval_images()
+        det = [self._det_sample(im) for im in ims] if self.labels else []
+        vqa: list[Sample] = []
+        for im in ims:
+            by_fam: dict[str, deque] = defaultdict(deque)
+            for q in im["qa"]:
+                s = self._qa_sample(im, q)
+                if s.task == "vqa":
+                    by_fam[s.qtype].append(s)
+            picked: list[Sample] = []
+            while len(picked) < self.cfg.eval_qa_per_image and any(by_fam.values()):
+                for fam in sorted(by_fam):
+                    if by_fam[fam] and len(picked) < self.cfg.eval_qa_per_image:
+                        picked.append(by_fam[fam].popleft())
+            vqa += picked
+        return det, vqa
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, model, processor, family, phase: str, det: list[Sample], vqa: list[Sample]) -> dict:
+        """Predict, score, and store the phase's metrics and predictions in one transaction."""
+        from worker.inference import predict
+        from worker.metrics import ImageTruth, detection_metrics, normalize_answer, vqa_accuracy
+
+        lo, hi = PHASE_SPAN[phase]
+        samples = det + vqa
+
+        def progress(done: int, total: int) -> None:
+            if self.should_cancel():
+                raise Cancelled
+            if time.monotonic() - self._last_write > 0.5:
+                self.write(progress=lo + (hi - lo) * done / max(total, 1))
+
+        self.say(f"{phase}: evaluating on {len(det)} held-out images and {len(vqa)} questions", phase=phase,
+                 progress=lo)
+        preds = predict(model, processor, family, samples, batch_size=self.cfg.eval_batch_size,
+                        max_new_tokens=self.cfg.max_new_tokens, progress=progress) if samples else []
+        sizes = {im["id"]: (im["width"], im["height"]) for im in self.snapshot["images"]}
+        rows: list[tuple] = []
+        out: dict = {}
+        det_preds = preds[: len(det)]
+        if det:
+            truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
+            m = detection_metrics(truths, det_preds, classes=self.labels)
+            per_image = m.pop("per_image")
+            out = m
+            self.metrics.setdefault("per_image", {})[phase] = per_image
+            for p in det_preds:
+                rows += _box_rows(self.run_id, phase, p)
+        if vqa:
+            refs = [family.target_text(s, *sizes[s.image_id]) for s in vqa]
+            answers = [p.answer for p in preds[len(det):]]
+            out["vqa"] = vqa_accuracy(answers, refs, [s.qtype for s in vqa])
+            for s, p, ref in zip(vqa, preds[len(det):], refs):
+                ok = p.answer is not None and normalize_answer(p.answer) == normalize_answer(ref)
+                rows.append((self.run_id, s.image_id, phase, "vqa", None, None, None, None, None, None, p.text,
+                             s.qtype, family.prompt(s), ref, p.answer, ok))
+        self.metrics[phase] = out
+        if "before" in self.metrics or "after" in self.metrics:
+            self.metrics["table"] = table(self.metrics.get("before"), self.metrics.get("after"))
+        with self.sm() as s:
+            s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id, Prediction.phase == phase))
+            bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
+            self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} {phase}: {summary(out)}")
+            self.write(s, metrics=self.metrics, progress=hi)
+        return out
+
+    def _load_base(self, device: str):
+        from worker.families import get_family
+
+        family = get_family(self.cfg.family)
+        model, processor = family.load(self.cfg.base_model, dtype=torch.float32, device=device)
+        return model, processor, family
+
+    def _load_adapter(self, adapter_dir: str | Path, device: str):
+        from worker.training import load_with_adapter
+
+        return load_with_adapter(adapter_dir, self.cfg.base_model, device=device)
+
+    def _adapter_of(self, run_id: int) -> str:
+        with self.sm() as s:
+            return s.scalar(select(Run.adapter_path).where(Run.id == run_id))
+
+    # ------------------------------------------------------------ kinds
+    def train(self) -> str:
+        from worker.train_config import TrainConfig
+        from worker.training import Progress, latest_checkpoint, train
+
+        device = self.device()
+        train_s = self.train_samples()
+        det, vqa = self.eval_samples()
+        self.say(f"snapshot: {len(train_s)} training samples, {len(det)} held-out images, {len(vqa)} held-out "
+                 f"questions; device {device}")
+        if "before" in self.metrics:
+            self.say("before: kept from the previous attempt")
+        else:
+            model, processor, family = self._load_base(device)
+            self.evaluate(model, processor, family, "before", det, vqa)
+            del model
+        self.out.mkdir(parents=True, exist_ok=True)
+        tc = TrainConfig.from_dict({**self.cfg.train_dict(str(self.out)), "device": device})
+        resume = None
+        try:
+            ck = latest_checkpoint(self.out)
+            resume = self.out
+            ck_step = int(ck.name.split("-")[-1])
+            self.history = [h for h in self.history if h["step"] <= ck_step]
+            self.say(f"train: resuming from checkpoint {ck.name} (step {ck_step})")
+        except FileNotFoundError:
+            self.history = []
+        lo, hi = PHASE_SPAN["train"]
+
+        def progress(p: Progress) -> None:
+            self.history.append({"step": p.step, "loss": p.loss, "lr": p.learning_rate, "attempt": self.attempt})
+            at_ck = bool(tc.checkpoint_every) and p.step % tc.checkpoint_every == 0
+            if at_ck or p.step == p.total or time.monotonic() - self._last_write > 0.5:
+                self.write(phase="train", step=p.step, total_steps=p.total, progress=lo + (hi - lo) * p.step / p.total,
+                           loss_history=self.history, learning_rate=p.learning_rate, samples_per_s=p.samples_per_s,
+                           eta_seconds=p.eta_s)
+
+        self.say(f"train: {tc.method} rank {tc.rank}, {tc.max_steps or tc.epochs} {'steps' if tc.max_steps else 'epochs'}",
+                 phase="train")
+        result = train(tc, train_s, progress=progress, should_cancel=self.should_cancel, resume_from=resume)
+        values = dict(adapter_path=str(result.adapter_dir), adapter_bytes=result.adapter_bytes, step=result.steps,
+                      loss_history=self.history)
+        if result.cancelled:
+            return self.finish(RunStatus.cancelled, f"cancelled at step {result.steps}; the adapter of that step is kept",
+                               **values)
+        self.say(f"train: done, {result.steps} steps, adapter {result.adapter_bytes} bytes", **values)
+        model, processor, family = self._load_adapter(result.adapter_dir, device)
+        self.evaluate(model, processor, family, "after", det, vqa)
+        return self.finish(RunStatus.succeeded, "succeeded", progress=1.0, phase="done")
+
+    def evaluate_only(self) -> str:
+        device = self.device()
+        det, vqa = self.eval_samples()
+        if self.cfg.adapter_run_id is not None:
+            model, processor, family = self._load_adapter(self._adapter_of(self.cfg.adapter_run_id), device)
+            phase = "after"
+        else:
+            model, processor, family = self._load_base(device)
+            phase = "before"
+        self.evaluate(model, processor, family, phase, det, vqa)
+        return self.finish(RunStatus.succeeded, "succeeded", progress=1.0, phase="done")
+
+    def predict_only(self) -> str:
+        from backend.models import Image
+        from worker.inference import predict
+
+        device = self.device()
+        if self.cfg.adapter_run_id is not None:
+            model, processor, family = self._load_adapter(self._adapter_of(self.cfg.adapter_run_id), device)
+        else:
+            model, processor, family = self._load_base(device)
+        with self.sm() as s:
+            ims = s.execute(select(Image.id, Image.sha256, Image.ext).where(Image.id.in_(self.cfg.image_ids))
+                            .order_by(Image.id)).all()
+        samples = [Sample(image=self.store.path(sha, ext), task="detect", classes=list(self.labels), image_id=iid)
+                   for iid, sha, ext in ims]
+        self.say(f"predict: {len(samples)} images", phase="predict")
+
+        def progress(done: int, total: int) -> None:
+            if self.should_cancel():
+                raise Cancelled
+            if time.monotonic() - self._last_write > 0.5:
+                self.write(progress=done / max(total, 1))
+
+        preds = predict(model, processor, family, samples, batch_size=self.cfg.eval_batch_size,
+                        max_new_tokens=self.cfg.max_new_tokens, progress=progress)
+        rows = [r for p in preds for r in _box_rows(self.run_id, "predict", p)]
+        n_boxes = sum(len(p.boxes) for p in preds)
+        with self.sm() as s:
+            s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id))
+            bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
+            self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} predict: {n_boxes} boxes on {len(preds)} images")
+            self.write(s, metrics={"n_images": len(preds), "n_boxes": n_boxes})
+        return self.finish(RunStatus.succeeded, "succeeded", progress=1.0, phase="done")
+
+
+def _box_rows(run_id: int, phase: str, p) -> list[tuple]:
+    if not p.boxes:  # keep the raw text of an image with no decoded box
+        return [(run_id, p.image_id, phase, "detect", None, None, None, None, None, None, p.text, None, None, None,
+                 None, None)]
+    return [(run_id, p.image_id, phase, "detect", b.label[:100], b.x1, b.y1, b.x2, b.y2, b.score, p.text, None, None,
+             None, None, None) for b in p.boxes]
+
+
+# ------------------------------------------------------------ the before / after table
+TABLE_METRICS = [("mAP", "map"), ("AP50", "ap50"), ("AP75", "ap75"), ("precision@50", "precision"),
+                 ("recall@50", "recall"), ("F1@50", "f1"), ("mean IoU", "mean_iou")]
+
+
+def _row(name: str, b: float | None, a: float | None) -> dict:
+    delta = a - b if a is not None and b is not None else None
+    pct = delta / abs(b) * 100 if delta is not None and b else None
+    return {"metric": name, "pretrained": b, "finetuned": a, "delta": delta, "delta_pct": pct}
+
+
+def table(before: dict | None, after: dict | None) -> list[dict]:
+    """Seed 000's table: metric, pretrained, finetuned, Δ absolute, Δ % (None where undefined)."""
+    b, a = before or {}, after or {}
+    rows = [_row(n, b.get(k), a.get(k)) for n, k in TABLE_METRICS if k in b or k in a]
+    bv, av = b.get("vqa") or {}, a.get("vqa") or {}
+    if bv or av:
+        rows.append(_row("VQA accuracy", bv.get("accuracy"), av.get("accuracy")))
+        for t in sorted(set(bv.get("per_type", {})) | set(av.get("per_type", {}))):
+            rows.append(_row(f"VQA accuracy: {t}", bv.get("per_type", {}).get(t, {}).get("accuracy"),
+                             av.get("per_type", {}).get(t, {}).get("accuracy")))
+    bc, ac = b.get("per_class") or {}, a.get("per_class") or {}
+    for c in sorted(set(bc) | set(ac)):
+        if not (bc.get(c, {}).get("known", True) and ac.get(c, {}).get("known", True)):
+            continue  # an invented label has no AP / IoU to compare
+        for name, k in (("AP", "ap"), ("AP50", "ap50"), ("mean IoU", "mean_iou")):
+            rows.append(_row(f"{name}: {c}", bc.get(c, {}).get(k), ac.get(c, {}).get(k)))
+    return rows
+
+
+def summary(m: dict) -> str:
+    parts = [f"{k}={m[k]:.3f}" for k in ("map", "ap50", "f1") if isinstance(m.get(k), (int, float))]
+    if isinstance((m.get("vqa") or {}).get("accuracy"), (int, float)):
+        parts.append(f"vqa={m['vqa']['accuracy']:.3f}")
+    return ", ".join(parts) or "no metric"
+
+
+# ------------------------------------------------------------ merge
+def merge_run(run_id: int, settings: Settings | None = None) -> str:
+    """Merge a succeeded train run's adapter into its base; the merged model lands in the run's folder."""
+    from worker.training import merge
+
+    settings = settings or get_settings()
+    sm = _sessionmaker(settings.resolved_database_url())
+    with sm() as s:
+        run = s.get(Run, run_id)
+        if run is None or run.kind != RunKind.train or run.status != RunStatus.succeeded or not run.adapter_path:
+            raise ValueError(f"run {run_id} has no adapter to merge")
+        base, adapter = run.config["base_model"], run.adapter_path
+    out = run_dir(settings, run_id) / "merged"
+    tmp = out.with_name("merged.tmp")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    merge(base, adapter, tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    with sm() as s:
+        tail = list(s.get(Run, run_id).log_tail or [])[-LOG_TAIL + 1:]
+        s.execute(update(Run).where(Run.id == run_id).values(
+            merged_path=str(out), version=Run.version + 1,
+            log_tail=tail + [f"{now():%Y-%m-%d %H:%M:%S} merged the adapter into the base: {out}"]))
+        s.commit()
+    return str(out)
