@@ -1,11 +1,17 @@
 """`studio`: the command line. Every command uses the same settings as the server."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 
 app = typer.Typer(help="VLM Studio: adapt vision-language models to your own images.", no_args_is_help=True)
 
@@ -23,6 +29,26 @@ def _prepare() -> str:
     try:
         with session_scope(make_sessionmaker(engine)) as s:
             return bootstrap_admin(s, settings.data_dir)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def studio_session() -> Iterator[tuple]:
+    """(session, settings) on the configured, migrated database, in one transaction (commit at the
+    end, rollback on error); a StudioError becomes `error (<status>): <message>` and exit code 1."""
+    from backend.db import make_engine, make_sessionmaker, session_scope
+    from backend.errors import StudioError
+
+    settings = get_settings()
+    _prepare()
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            yield session, settings
+    except StudioError as e:
+        typer.echo(f"error ({e.status_code}): {e.message}", err=True)
+        raise typer.Exit(1) from None
     finally:
         engine.dispose()
 
@@ -51,9 +77,52 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> Non
 
 
 @app.command()
-def up(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
-    """Start the studio on the embedded default (SQLite in the data directory, no servers)."""
-    serve(host=host, port=port)
+def up(host: str = typer.Option(None), port: int = typer.Option(None),
+       worker: bool = typer.Option(True, help="also start a worker (queues gpu,cpu) in a subprocess")) -> None:
+    """Start the studio on the embedded default: SQLite and the broker in the data directory, the API
+    and one worker; no server to install."""
+    _prepare()  # migrate once, before two processes open the database
+    # --demo hook (issue #5, demo engineer): prepare the demo project here, before the worker and
+    # the API start, e.g. `if demo: from backend.demo import prepare; prepare(get_settings())`.
+    proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", "gpu,cpu"]) if worker else None
+    # uvicorn re-raises a SIGTERM after its graceful shutdown; with the default handler the process
+    # would die before the finally below stops the worker.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        serve(host=host, port=port)
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)  # warm shutdown: a running task's message is re-delivered
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@app.command("worker")
+def worker_cmd(
+    queues: str = typer.Option("gpu,cpu", "--queues", help="comma-separated: gpu (runs), cpu (imports, exports, QA)"),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="runs at once (gpu: one per GPU)"),
+    loglevel: str = typer.Option("info", "--loglevel"),
+) -> None:
+    """Start a Celery worker on the configured broker. A worker process executes one run at a time
+    (pool solo); --concurrency N > 1 forks N of them (prefork), as torch model loading is not
+    thread-safe. Several workers on several machines can share one broker and database."""
+    settings = get_settings()
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    bad = sorted(set(names) - {"gpu", "cpu"})
+    if bad or not names:
+        raise typer.BadParameter(f"unknown queue(s) {bad}; use gpu and/or cpu", param_hint="--queues")
+    _prepare()
+    os.environ.setdefault("STUDIO_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency)))
+    from worker.celery_app import celery_app
+
+    pool = "solo" if concurrency == 1 else ("prefork" if "gpu" in names else "threads")
+    typer.echo(f"worker on {settings.resolved_broker_url().split('@')[-1]} queues {','.join(names)} pool {pool}")
+    celery_app.worker_main(["worker", "-Q", ",".join(settings.queue_prefix + q for q in names), "-P", pool,
+                            "-c", str(concurrency), "-l", loglevel, "-n", f"studio-{os.getpid()}@%h",
+                            # the embedded transport has no broadcast exchange; nothing here needs one
+                            "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 
 def _project_id(session, ref: str, create: bool) -> int:
@@ -94,31 +163,19 @@ def import_(
 
     from tqdm import tqdm
 
-    from backend.db import make_engine, make_sessionmaker
-    from backend.errors import StudioError
     from backend.formats import get_format
     from backend.importer import image_count_hint, import_source, source_from_path
     from backend.storage import ImageStore
 
-    settings = get_settings()
-    _prepare()
-    engine = make_engine(settings.resolved_database_url())
-    try:
-        with make_sessionmaker(engine)() as session:
-            try:
-                get_format(fmt)
-                pid = _project_id(session, project, create)
-                source = source_from_path(path, settings)
-                # Each image is counted twice: once when checked, once when stored.
-                with tqdm(total=2 * image_count_hint(source), unit="img", desc=f"import {fmt}") as bar:
-                    report = import_source(session, ImageStore(settings.data_dir, settings.thumbnail_size),
-                                           settings, pid, fmt, source, progress=bar.update)
-            except StudioError as e:
-                typer.echo(f"error ({e.status_code}): {e.message}", err=True)
-                raise typer.Exit(1) from None
-        typer.echo(json.dumps(report.as_dict(), indent=2))
-    finally:
-        engine.dispose()
+    with studio_session() as (session, settings):
+        get_format(fmt)
+        pid = _project_id(session, project, create)
+        source = source_from_path(path, settings)
+        # Each image is counted twice: once when checked, once when stored.
+        with tqdm(total=2 * image_count_hint(source), unit="img", desc=f"import {fmt}") as bar:
+            report = import_source(session, ImageStore(settings.data_dir, settings.thumbnail_size),
+                                   settings, pid, fmt, source, progress=bar.update)
+    typer.echo(json.dumps(report.as_dict(), indent=2))
 
 
 @app.command()
@@ -129,34 +186,21 @@ def export(
     split: str = typer.Option(None, "--split", help="only this split"),
 ) -> None:
     """Export a project's images and boxes as a zip."""
-    from backend.db import make_engine, make_sessionmaker
-    from backend.errors import StudioError
     from backend.exporter import export_zip
     from backend.formats import get_format
     from backend.storage import ImageStore
 
-    settings = get_settings()
-    _prepare()
-    engine = make_engine(settings.resolved_database_url())
-    try:
-        with make_sessionmaker(engine)() as session:
-            try:
-                get_format(fmt, writable=True)
-                pid = _project_id(session, project, False)
-                tmp = out.with_name(out.name + ".part")  # a failed export leaves no half zip behind
-                try:
-                    with open(tmp, "wb") as f:
-                        n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt,
-                                       f, split)
-                    tmp.replace(out)
-                finally:
-                    tmp.unlink(missing_ok=True)
-            except StudioError as e:
-                typer.echo(f"error ({e.status_code}): {e.message}", err=True)
-                raise typer.Exit(1) from None
-        typer.echo(f"exported {n} images as {fmt} to {out}")
-    finally:
-        engine.dispose()
+    with studio_session() as (session, settings):
+        get_format(fmt, writable=True)
+        pid = _project_id(session, project, False)
+        tmp = out.with_name(out.name + ".part")  # a failed export leaves no half zip behind
+        try:
+            with open(tmp, "wb") as f:
+                n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    typer.echo(f"exported {n} images as {fmt} to {out}")
 
 
 # ---------------------------------------------------------------- qa and split (backend/qa, backend/splits.py)
@@ -165,21 +209,9 @@ app.add_typer(qa_app, name="qa")
 
 
 def _session_run(fn):
-    """Run fn(session, settings) in one transaction on the configured database; StudioError -> exit 1."""
-    from backend.db import make_engine, make_sessionmaker, session_scope
-    from backend.errors import StudioError
-
-    settings = get_settings()
-    _prepare()
-    engine = make_engine(settings.resolved_database_url())
-    try:
-        with session_scope(make_sessionmaker(engine)) as session:
-            return fn(session, settings)
-    except StudioError as e:
-        typer.echo(f"error ({e.status_code}): {e.message}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
+    """fn(session, settings) in one transaction (see studio_session)."""
+    with studio_session() as (session, settings):
+        return fn(session, settings)
 
 
 @qa_app.command("generate")
@@ -340,6 +372,106 @@ def demo(
     typer.echo("Open it in the studio: `studio up`, then the project's Runs page.")
     if res.status != "succeeded":
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- runs (backend/runs.py, worker/runner.py)
+def _read_config(path: Path) -> dict:
+    import json
+
+    import yaml
+
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise typer.BadParameter(f"cannot read {path}: {e}", param_hint="CONFIG") from None
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path}: the config must be a mapping of options", param_hint="CONFIG")
+    return data
+
+
+def _follow(run_id: int, settings: Settings) -> dict:
+    """A tqdm bar over the run's progress until it ends; returns the final run view."""
+    import time
+
+    from tqdm import tqdm
+
+    from backend.db import make_engine, make_sessionmaker
+    from backend.models import FINISHED, Run
+    from backend.runs import reap_run, run_view
+
+    engine = make_engine(settings.resolved_database_url())
+    sm = make_sessionmaker(engine)
+    try:
+        with tqdm(total=100, unit="%", desc=f"run {run_id}") as bar:
+            while True:
+                with sm() as s:
+                    run = s.get(Run, run_id)
+                    reap_run(s, settings, run)
+                    v, done = run_view(run), run.status in FINISHED
+                bar.n = round(100 * v["progress"])
+                bar.set_postfix_str(f"{v['status']} {v['phase'] or ''} step {v['step']}/{v['total_steps'] or '?'}")
+                if done:
+                    return v
+                time.sleep(1)
+    finally:
+        engine.dispose()
+
+
+def _launch(kind: str, config: Path, project: str, wait: bool, inline: bool) -> None:
+    import json
+    import threading
+
+    from sqlalchemy import select
+
+    from backend.models import User
+    from backend.runs import create_run
+
+    cfg = _read_config(config)
+    with studio_session() as (session, settings):
+        pid = _project_id(session, project, False)
+        admin = session.scalar(select(User).where(User.username == "admin"))
+        run = create_run(session, settings, project_id=pid, user_id=admin.id if admin else None, kind=kind,
+                         config=cfg)
+        run_id = run.id
+    typer.echo(f"{kind} run {run_id} queued (GET /api/runs/{run_id})")
+    if not (wait or inline):
+        return
+    if inline:  # execute here instead of a worker (no worker needed)
+        from worker.runner import execute
+
+        threading.Thread(target=execute, args=(run_id, settings), daemon=True).start()
+    v = _follow(run_id, settings)
+    for row in v["metrics"].get("table", []):
+        fmt = lambda x: "—" if x is None else f"{x:.4f}"  # noqa: E731
+        typer.echo(f"{row['metric']:<32} {fmt(row['pretrained']):>8} {fmt(row['finetuned']):>8} {fmt(row['delta']):>8}")
+    typer.echo(f"run {run_id}: {v['status']}" + (f": {v['error']}" if v["error"] else ""))
+    if v["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+_CONFIG = typer.Argument(..., help="JSON or YAML run config (see backend.runs.RunConfig)")
+_PROJECT = typer.Option(..., "--project", help="project name or id")
+_WAIT = typer.Option(False, "--wait", help="follow the run with a progress bar until it ends")
+_INLINE = typer.Option(False, "--inline", help="execute in this process instead of a worker (implies --wait)")
+
+
+@app.command()
+def train(config: Path = _CONFIG, project: str = _PROJECT, wait: bool = _WAIT, inline: bool = _INLINE) -> None:
+    """Launch a train run: base evaluation, LoRA / QLoRA training, evaluation of the adapter."""
+    _launch("train", config, project, wait, inline)
+
+
+@app.command()
+def evaluate(config: Path = _CONFIG, project: str = _PROJECT, wait: bool = _WAIT, inline: bool = _INLINE) -> None:
+    """Launch an evaluate run (a base model, or an adapter with adapter_run_id) on the held-out split."""
+    _launch("evaluate", config, project, wait, inline)
+
+
+@app.command()
+def predict(config: Path = _CONFIG, project: str = _PROJECT, wait: bool = _WAIT, inline: bool = _INLINE) -> None:
+    """Launch a predict run: draft boxes on image_ids / image_status, to accept in the studio."""
+    _launch("predict", config, project, wait, inline)
 
 
 if __name__ == "__main__":

@@ -345,7 +345,7 @@ def _requeue_or_fail(session: Session, settings: Settings, run: Run, t: datetime
     cond = (Run.id == run.id, Run.status == RunStatus.running, Run.lease_expires_at < t)
     tail = list(run.log_tail or [])[-LOG_TAIL + 1:]
     if run.attempts < run.max_attempts:
-        res = session.execute(update(Run).where(*cond).values(
+        res = session.execute(update(Run).where(*cond).execution_options(synchronize_session=False).values(
             status=RunStatus.queued, worker_id=None, lease_expires_at=None, version=Run.version + 1,
             log_tail=tail + [_line(f"worker {run.worker_id} lost (no heartbeat since {when}); re-queued to "
                                    f"resume from the last checkpoint (attempt {run.attempts + 1} of {run.max_attempts})")]))
@@ -355,7 +355,7 @@ def _requeue_or_fail(session: Session, settings: Settings, run: Run, t: datetime
             return "requeued"
         return None
     reason = f"worker lost (no heartbeat since {when}) after {run.attempts} attempt(s)"
-    res = session.execute(update(Run).where(*cond).values(
+    res = session.execute(update(Run).where(*cond).execution_options(synchronize_session=False).values(
         status=RunStatus.failed, error=reason, ended_at=t, worker_id=None, version=Run.version + 1,
         log_tail=tail + [_line(reason)]))
     session.commit()
