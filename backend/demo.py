@@ -28,13 +28,18 @@ HELD_OUT_TRACKS = ["cornfield_crossing", "sandtrack"]
 SYNTHETIC_NOTE = ("The base model was pre-trained on SYNTHETIC racing scenes drawn by worker/synth_karts.py "
                   "(shapes, not game frames); it has never seen a real SuperTuxKart frame. ")
 QA_FAMILIES = ["detection", "counting", "spatial"]
-QA_OPTIONS = {"spatial": {"max_pairs": 2, "max_objects": 3}}
+# Frames without karts give no detection target: with greedy decoding a tiny model whose first
+# location token is still spread over many bins would answer the empty target (eos) everywhere.
+QA_OPTIONS = {"spatial": {"max_pairs": 2, "max_objects": 3}, "detection": {"include_empty": False}}
 
 # The fine-tune (tuned on 2 CPU threads; see the README section of the demo for the numbers).
 RUN_CONFIG = dict(
     family="paligemma", method="lora", rank=16, alpha=32, dropout=0.0, target_modules="all-linear",
-    modules_to_save=[], learning_rate=1e-3, max_steps=300, batch_size=8, scheduler="cosine", warmup_ratio=0.05,
-    freeze_vision=False, freeze_projector=False, freeze_language=False, seed=0, tasks={"detect": 2.0, "vqa": 1.0},
+    # lm_head trains whole: with adapters alone the first location token never beats eos (measured:
+    # 300 steps, lm_head frozen -> every held-out answer empty, AP50 0.000).
+    modules_to_save=["lm_head"], learning_rate=2e-3, max_steps=600, batch_size=8, scheduler="cosine",
+    warmup_ratio=0.05, freeze_vision=False, freeze_projector=False, freeze_language=False, seed=0,
+    tasks={"detect": 3.0, "vqa": 1.0},
     qa_families=QA_FAMILIES, train_split="train", eval_split="test", max_new_tokens=40, eval_batch_size=16,
     eval_qa_per_image=3,
 )

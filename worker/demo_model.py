@@ -38,14 +38,14 @@ PRETRAIN_FAMILIES = ["detection", "counting", "spatial"]
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    image_size: int = 112
-    patch: int = 14
+    image_size: int = 160  # 10x10 patches of 16 px: a 20 px kart of a 300 px frame is ~1 patch
+    patch: int = 16
     hidden: int = 128
     vision_layers: int = 2
     text_layers: int = 2
     vocab: int = 900
     n_images: int = 3000
-    steps: int = 900
+    steps: int = 1200
     batch_size: int = 16
     lr: float = 2e-3
     det_repeat: int = 3  # detection samples count this many times (one per image, vs ~6 questions)
