@@ -78,25 +78,30 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> Non
 
 @app.command()
 def up(host: str = typer.Option(None), port: int = typer.Option(None),
-       worker: bool = typer.Option(True, help="also start a worker (queues gpu,cpu) in a subprocess")) -> None:
+       worker: bool = typer.Option(True, help="also start a worker (queues gpu,cpu) in a subprocess"),
+       demo: bool = typer.Option(False, "--demo", help="also run the offline demo (`studio demo`): watch its "
+                                 "train run live on the project's Runs page")) -> None:
     """Start the studio on the embedded default: SQLite and the broker in the data directory, the API
     and one worker; no server to install."""
     _prepare()  # migrate once, before two processes open the database
-    # --demo hook (issue #5, demo engineer): prepare the demo project here, before the worker and
-    # the API start, e.g. `if demo: from backend.demo import prepare; prepare(get_settings())`.
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", "gpu,cpu"]) if worker else None
+    # The demo runs beside the server in its own process: it builds the project and launches its train
+    # run through the same machinery, so the run shows up live in the browser like any other.
+    demo_proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "demo"]) if demo else None
     # uvicorn re-raises a SIGTERM after its graceful shutdown; with the default handler the process
     # would die before the finally below stops the worker.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         serve(host=host, port=port)
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)  # warm shutdown: a running task's message is re-delivered
+        for p in (demo_proc, proc):
+            if p is None:
+                continue
+            p.send_signal(signal.SIGTERM)  # warm shutdown: a running task's message is re-delivered
             try:
-                proc.wait(30)
+                p.wait(30)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                p.kill()
 
 
 @app.command("worker")
