@@ -10,6 +10,7 @@ import Editor from "./pages/Editor";
 import QA from "./pages/QA";
 import Runs from "./pages/Runs";
 import RunView from "./pages/RunView";
+import Gallery from "./pages/Gallery";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -50,6 +51,7 @@ export default function App() {
             <Route path="/projects/:pid/qa" element={<QA />} />
             <Route path="/projects/:pid/runs" element={<Runs />} />
             <Route path="/projects/:pid/runs/:rid" element={<RunView />} />
+            <Route path="/projects/:pid/runs/:rid/gallery" element={<Gallery />} />
             <Route path="*" element={<p className="pad">Page not found. <Link to="/">Projects</Link></p>} />
           </Routes>
         ) : (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def _free_port() -> int:
 class Studio:
     url: str
     token: str
+    env: dict | None = None  # the server's environment (its STUDIO_DATA_DIR): a worker shares it
 
     def api(self, token: str | None = None) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token or self.token}"}, timeout=30)
@@ -106,7 +108,7 @@ def studio(frontend_dist, tmp_path_factory) -> Studio:
                 time.sleep(0.1)
         else:
             pytest.fail("the studio did not answer /api/health within 60 s")
-        yield Studio(url, token)
+        yield Studio(url, token, env)
     finally:
         proc.terminate()
         try:
@@ -114,6 +116,28 @@ def studio(frontend_dist, tmp_path_factory) -> Studio:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def studio_worker(studio, tmp_path_factory):
+    """A real `studio worker --queues gpu` beside the server (`serve` alone only queues runs, as
+    `studio up` starts the worker): same data dir, so the same SQLite database and embedded broker.
+    Started only by the tests that run something; killed with its children at the end."""
+    log = tmp_path_factory.mktemp("e2e-worker") / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", "gpu"], cwd=ROOT,
+                                env={**studio.env, "STUDIO_TORCH_THREADS": "1"}, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        yield log
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,34 @@ export type QAGenerateOut = S["QAGenerateOut"];
 /** The registry of question families (backend/qa/__init__.py); the server names them in a 422 if it changes. */
 export const QA_FAMILIES = ["identity", "counting", "spatial", "race", "region", "detection"];
 
+// The runs API (backend/api/runs.py) answers with plain dicts (backend.runs.run_view and the
+// gallery), so these shapes are written here from that code; requests use the generated types.
+export type RunKind = RunCreate["kind"];
+export type RunCreate = S["RunCreate"];
+export type AcceptIn = S["AcceptIn"];
+export type AcceptOut = S["AcceptOut"];
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export const FINISHED: RunStatus[] = ["succeeded", "failed", "cancelled"];
+export interface TableRow { metric: string; pretrained: number | null; finetuned: number | null; delta: number | null; delta_pct: number | null }
+export interface RunMetrics { before?: Record<string, unknown>; after?: Record<string, unknown>; table?: TableRow[]; [k: string]: unknown }
+export interface RunSummary {
+  id: number; project_id: number; kind: RunKind; status: RunStatus; phase: string | null; progress: number; step: number;
+  total_steps: number | null; learning_rate: number | null; samples_per_s: number | null; eta_seconds: number | null;
+  metrics: RunMetrics; error: string | null; adapter_bytes: number | null; merged: boolean; snapshot_id: number | null;
+  attempts: number; max_attempts: number; cancel_requested: boolean; worker_id: string | null; version: number;
+  created_at: string | null; started_at: string | null; ended_at: string | null;
+}
+export interface RunView extends RunSummary {
+  config: Record<string, unknown>; loss_history: { step: number; loss: number; lr: number }[]; log_tail: string[]; traceback: string | null;
+}
+export interface GalleryBox { label: string; box: [number, number, number, number]; score?: number | null }
+export interface ImageStats { image_id: number; tp: number; fp: number; fn: number; wrong_label: number; f1: number; mean_iou?: number | null }
+export interface GalleryItem {
+  image_id: number; file_name: string; width: number; height: number; ground_truth: GalleryBox[];
+  before: GalleryBox[] | null; after: GalleryBox[] | null; stats_before: ImageStats | null; stats_after: ImageStats | null; change: number | null;
+}
+export interface GalleryQuery { sort?: "most_improved" | "most_regressed" | "image"; label?: string; error?: "" | "missed" | "false_box" | "wrong_label"; offset?: number; limit?: number }
+
 export interface ImageFilters {
   status?: ImageStatus | "";
   label?: string;
@@ -146,7 +174,7 @@ export function createClient(opts: ClientOptions) {
   return {
     base,
     authHeaders: headers,
-    /** Any endpoint not wrapped below (the run pages use it until the runs API has generated types). */
+    /** Any endpoint not wrapped below. */
     request: <T,>(method: string, path: string, o: RequestOpts = {}) => req<T>(method, path, o),
     me: () => req<User>("GET", "/api/auth/me"),
     listUsers: () => req<User[]>("GET", "/api/users"),
@@ -191,6 +219,17 @@ export function createClient(opts: ClientOptions) {
       req<QAPair>("PATCH", `/api/qa/${id}`, { json: body }),
     deleteQA: (id: number) => req<void>("DELETE", `/api/qa/${id}`),
     generateQA: (pid: number, body: QAGenerate) => req<QAGenerateOut>("POST", `/api/projects/${pid}/qa/generate`, { json: body }),
+
+    listRuns: (pid: number, q: { offset?: number; limit?: number } = {}) =>
+      req<{ items: RunSummary[]; total: number }>("GET", `/api/projects/${pid}/runs`, { query: { ...q } }),
+    createRun: (pid: number, body: RunCreate) => req<RunView>("POST", `/api/projects/${pid}/runs`, { json: body }),
+    getRun: (rid: number) => req<RunView>("GET", `/api/runs/${rid}`),
+    cancelRun: (rid: number) => req<RunView>("POST", `/api/runs/${rid}/cancel`),
+    mergeRun: (rid: number) => req<{ run_id: number; queued: boolean; merged: boolean }>("POST", `/api/runs/${rid}/merge`),
+    adapterBlob: (rid: number) => blob(`/api/runs/${rid}/adapter`),
+    gallery: (rid: number, q: GalleryQuery) =>
+      req<{ items: GalleryItem[]; total: number }>("GET", `/api/runs/${rid}/gallery`, { query: { ...q } }),
+    accept: (rid: number, body: AcceptIn) => req<AcceptOut>("POST", `/api/runs/${rid}/accept`, { json: body }),
   };
 }
 

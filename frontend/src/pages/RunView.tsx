@@ -1,74 +1,105 @@
-// AWAITING THE RUNS API (issue #5): the run page against GET /api/runs/{id} (polled every 2 s;
-// GET /api/runs/{id}/events (SSE) can replace the polling when it exists) and POST .../cancel.
-import { useEffect, useState } from "react";
-import { useParams } from "react-router";
+// One run, live (server-sent events, polling as the fallback): status, progress, ETA, the loss /
+// learning-rate chart, the log tail, cancel; when it succeeded, the adapter (download, merge), the
+// before / after evaluation and the way into the comparison gallery.
+import { useState } from "react";
+import { Link, useParams } from "react-router";
+import { FINISHED } from "../api/client";
 import { ErrorText } from "../components/ErrorText";
+import { Evaluation } from "../components/Evaluation";
+import { LossChart } from "../components/LossChart";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
-import { formatEta, metricRows, polyline } from "../lib/runs";
+import { useRun } from "../components/useRun";
+import { formatBytes, formatEta, percent } from "../lib/runs";
 import { api } from "../session";
-
-interface Run {
-  status: string; progress: number | null; step: number | null; total_steps: number | null; eta_seconds: number | null;
-  loss_history: { step: number; loss: number; lr: number }[]; log_tail: string | string[];
-  metrics: { before?: Record<string, number>; after?: Record<string, number> } | null; error: string | null;
-}
-const DONE = ["succeeded", "failed", "cancelled"];
 
 export default function RunView() {
   const pid = Number(useParams().pid);
   const rid = Number(useParams().rid);
   const { project } = useProject(pid);
-  const [run, setRun] = useState<Run | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const { run, setRun, error, setError, live, refresh } = useRun(rid);
+  const [note, setNote] = useState("");
+  const [busy, setBusy] = useState(false);
 
-  useEffect(() => {
-    let stop = false, timer = 0;
-    const tick = () => api.request<Run>("GET", `/api/runs/${rid}`).then((r) => {
-      if (stop) return;
-      setRun(r);
-      if (!DONE.includes(r.status)) timer = window.setTimeout(tick, 2000);
-    }, setError);
-    tick();
-    return () => { stop = true; clearTimeout(timer); };
-  }, [rid]);
+  const finished = run ? FINISHED.includes(run.status) : false;
+  const pct = percent(run?.progress);
+  const table = run?.metrics?.table ?? [];
 
-  const hist = run?.loss_history ?? [];
-  const loss = polyline(hist.map((h) => h.step), hist.map((h) => h.loss), 560, 160);
-  const lr = polyline(hist.map((h) => h.step), hist.map((h) => h.lr), 560, 160);
-  const rows = metricRows(run?.metrics?.before, run?.metrics?.after);
-  const fmt = (v: number | null, d = 3) => (v === null ? "—" : v.toFixed(d));
+  async function cancel() {
+    setError(null);
+    try { setRun(await api.cancelRun(rid)); } catch (e) { setError(e); }
+  }
+  async function download() {
+    setBusy(true);
+    try {
+      const url = URL.createObjectURL(await api.adapterBlob(rid));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = `run-${rid}-adapter.zip`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (e) { setError(e); } finally { setBusy(false); }
+  }
+  async function merge() {
+    setError(null);
+    try {
+      await api.mergeRun(rid);
+      setNote("Merge queued on the gpu worker; the merged model is written to the run's folder.");
+      refresh((r) => r.merged);
+    } catch (e) { setError(e); }
+  }
+
   return (
     <div className="pad">
       {project && <ProjectNav project={project} />}
-      <h1>Run {rid}</h1>
+      <p className="muted"><Link to={`/projects/${pid}/runs`}>← Runs</Link></p>
+      <h1>Run {rid}{run ? ` · ${run.kind}` : ""}</h1>
       <ErrorText error={error} />
       {run && (
         <>
-          <p>Status <b>{run.status}</b> · step {run.step ?? "—"} / {run.total_steps ?? "—"} · ETA {formatEta(run.eta_seconds)}</p>
-          <progress max={1} value={run.progress ?? 0} aria-label="Run progress" /> {Math.round((run.progress ?? 0) * 100)}%
-          {!DONE.includes(run.status) && <button onClick={() => api.request("POST", `/api/runs/${rid}/cancel`).catch(setError)}>Cancel run</button>}
-          {run.error && <pre role="alert" className="error">{run.error}</pre>}
-          {hist.length > 0 && (
-            <figure className="card">
-              <figcaption>Loss (solid, {fmt(loss.min)}–{fmt(loss.max)}) and learning rate (dashed, up to {lr.max.toExponential(1)})</figcaption>
-              <svg width={560} height={160} role="img" aria-label="Loss and learning-rate chart">
-                <polyline points={loss.points} fill="none" stroke="#4f8cff" strokeWidth={2} />
-                <polyline points={lr.points} fill="none" stroke="#f5a623" strokeDasharray="4 3" />
-              </svg>
-            </figure>
+          <div className="card run-status">
+            <p>
+              Status <b className={`status st-${run.status}`} data-testid="run-status">{run.status}</b>
+              {run.cancel_requested && !finished && " (cancelling…)"}
+              {run.phase && !finished && <> · phase <b>{run.phase}</b></>}
+              {live && <span className="muted small"> · live ({live === "stream" ? "event stream" : "polling"})</span>}
+            </p>
+            <div className="row progress-row">
+              <progress max={100} value={pct} aria-label="Run progress" />
+              <b data-testid="run-percent">{pct} %</b>
+              <span>step {run.step} / {run.total_steps ?? "—"}</span>
+              <span>ETA {finished ? "—" : formatEta(run.eta_seconds)}</span>
+              <span>{run.samples_per_s != null ? `${run.samples_per_s.toFixed(1)} samples/s` : "— samples/s"}</span>
+              {run.attempts > 1 && <span className="warn">attempt {run.attempts} of {run.max_attempts}</span>}
+            </div>
+            <div className="row">
+              <button onClick={cancel} disabled={finished || run.cancel_requested}>Cancel run</button>
+              {run.status === "succeeded" && run.kind === "train" && (
+                <>
+                  <button onClick={download} disabled={busy || !run.adapter_bytes}>Download adapter ({formatBytes(run.adapter_bytes)})</button>
+                  <button onClick={merge} disabled={run.merged}>{run.merged ? "Merged into the base" : "Merge adapter into base"}</button>
+                </>
+              )}
+              {run.status === "succeeded" && run.kind !== "predict" && (
+                <Link className="button" to={`/projects/${pid}/runs/${rid}/gallery`}>Open the comparison gallery</Link>
+              )}
+            </div>
+            {note && <p role="status" className="ok">{note}</p>}
+          </div>
+          {run.status === "failed" && (
+            <div className="card" role="alert">
+              <p className="error"><b>Failed:</b> {run.error}</p>
+              {run.traceback && <details><summary>Traceback</summary><pre className="log">{run.traceback}</pre></details>}
+            </div>
           )}
-          {rows.length > 0 && (
-            <table aria-label="Before / after metrics">
-              <thead><tr><th>Metric</th><th>Pretrained</th><th>Fine-tuned</th><th>Δ</th><th>Δ %</th></tr></thead>
-              <tbody>{rows.map((r) => (
-                <tr key={r.metric}><td>{r.metric}</td><td>{fmt(r.before)}</td><td>{fmt(r.after)}</td><td>{fmt(r.delta)}</td>
-                  <td>{r.deltaPct === null ? "—" : `${r.deltaPct.toFixed(1)} %`}</td></tr>
-              ))}</tbody>
-            </table>
+          {run.kind === "train" && <LossChart history={run.loss_history} />}
+          {table.length > 0 && <Evaluation table={table} />}
+          {run.kind === "predict" && run.status === "succeeded" && (
+            <p>{String(run.metrics.n_boxes ?? 0)} boxes predicted on {String(run.metrics.n_images ?? 0)} images.
+              Open an image in the <Link to={`/projects/${pid}`}>dataset</Link> to review them.</p>
           )}
           <h2>Log</h2>
-          <pre className="card log">{Array.isArray(run.log_tail) ? run.log_tail.join("\n") : run.log_tail}</pre>
+          <pre className="card log" aria-label="Log tail" tabIndex={0}>{run.log_tail.join("\n")}</pre>
         </>
       )}
     </div>

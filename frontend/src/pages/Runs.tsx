@@ -1,89 +1,218 @@
-// AWAITING THE RUNS API (issue #5). Written against its contract (POST /api/projects/{pid}/runs
-// {kind, config}; GET /api/runs/{id}; POST /api/runs/{id}/cancel); not yet tested end to end, and
-// the config keys below must be aligned with the API when it lands. No fake data: without the API
-// the page says so.
-import { useState, type FormEvent } from "react";
-import { useNavigate, useParams } from "react-router";
-import { ApiError } from "../api/client";
-import { ErrorText } from "../components/ErrorText";
+// The project's runs (status, kind, progress, created) and the launcher: POST /api/projects/{pid}/runs
+// with a config of backend.runs.RunConfig's keys. A 422 names the field; it is shown next to it.
+import { useCallback, useEffect, useId, useState, type FormEvent, type ReactNode } from "react";
+import { Link, useNavigate, useParams } from "react-router";
+import { ApiError, FINISHED, QA_FAMILIES, type RunSummary } from "../api/client";
+import { ErrorText, errText } from "../components/ErrorText";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
+import { buildRequest, DEFAULT_FORM, errorField, FAMILIES, type LaunchForm } from "../lib/launch";
+import { fmt, percent } from "../lib/runs";
 import { api } from "../session";
-
-const FAMILIES: [string, string][] = [
-  ["paligemma", "PaliGemma 2"], ["qwen2_vl", "Qwen2-VL"], ["qwen2_5_vl", "Qwen2.5-VL"], ["smolvlm", "SmolVLM"],
-];
 
 export default function Runs() {
   const pid = Number(useParams().pid);
   const { project } = useProject(pid);
-  const navigate = useNavigate();
-  const [kind, setKind] = useState<"train" | "evaluate" | "predict">("train");
-  const [cfg, setCfg] = useState({
-    family: "paligemma", base_model: "", method: "lora", lora_r: 8, lora_alpha: 16, lora_dropout: 0.05,
-    learning_rate: 2e-4, max_steps: 200, batch_size: 4, train_split: "train", eval_split: "val", task_mix: "detection",
-  });
+  const [runs, setRuns] = useState<RunSummary[] | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [missing, setMissing] = useState(false);
-  const set = (k: keyof typeof cfg, v: string | number) => setCfg({ ...cfg, [k]: v });
-  const num = (k: keyof typeof cfg) => (e: { target: { value: string } }) => set(k, Number(e.target.value));
 
-  async function launch(e: FormEvent) {
-    e.preventDefault();
-    setError(null);
-    try {
-      const run = await api.request<{ id: number }>("POST", `/api/projects/${pid}/runs`, {
-        json: { kind, config: { ...cfg, task_mix: cfg.task_mix.split(",").map((t) => t.trim()).filter(Boolean) } },
-      });
-      navigate(`/projects/${pid}/runs/${run.id}`);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404 && /Not Found/i.test(err.detail)) setMissing(true);
-      else setError(err);
-    }
-  }
+  const load = useCallback(() => api.listRuns(pid).then((r) => { setRuns(r.items); return r.items; }, (e) => { setError(e); return null; }), [pid]);
+  // while a run is active the list refreshes itself
+  useEffect(() => {
+    let timer = 0, stop = false;
+    const tick = () => load().then((items) => {
+      if (!stop && items?.some((r) => !FINISHED.includes(r.status))) timer = window.setTimeout(tick, 3000);
+    });
+    tick();
+    return () => { stop = true; clearTimeout(timer); };
+  }, [load]);
 
   return (
     <div className="pad">
       {project && <ProjectNav project={project} />}
       <h1>Runs</h1>
-      {missing && <p className="warn" role="alert">This server has no runs API yet (POST /api/projects/{pid}/runs answered 404).</p>}
-      <form className="card" onSubmit={launch} aria-labelledby="launch-h">
-        <h2 id="launch-h">Launch a run</h2>
-        <div className="row">
-          <label>Kind
-            <select value={kind} onChange={(e) => setKind(e.target.value as typeof kind)}>
-              <option value="train">train (LoRA / QLoRA fine-tuning)</option><option value="evaluate">evaluate</option><option value="predict">predict</option>
-            </select>
-          </label>
-          <label>Model family
-            <select value={cfg.family} onChange={(e) => set("family", e.target.value)}>{FAMILIES.map(([v, t]) => <option key={v} value={v}>{t}</option>)}</select>
-          </label>
-          <label>Base model (hub id or local folder; empty = the family's default)
-            <input value={cfg.base_model} onChange={(e) => set("base_model", e.target.value)} placeholder="google/paligemma2-3b-pt-224" />
-          </label>
-        </div>
-        <div className="row">
-          <label>Method
-            <select value={cfg.method} onChange={(e) => set("method", e.target.value)}>
-              <option value="lora">LoRA (full-precision base)</option><option value="qlora4">QLoRA 4-bit nf4 (less memory, slower)</option>
-              <option value="qlora8">QLoRA 8-bit</option>
-            </select>
-          </label>
-          <label>LoRA rank r (capacity; 8–16 is typical) <input type="number" min={1} className="short" value={cfg.lora_r} onChange={num("lora_r")} /></label>
-          <label>LoRA alpha (scale; often 2×r) <input type="number" min={1} className="short" value={cfg.lora_alpha} onChange={num("lora_alpha")} /></label>
-          <label>LoRA dropout <input type="number" step={0.01} min={0} max={1} className="short" value={cfg.lora_dropout} onChange={num("lora_dropout")} /></label>
-        </div>
-        <div className="row">
-          <label>Learning rate (peak, with warm-up and decay) <input type="number" step="any" className="short" value={cfg.learning_rate} onChange={num("learning_rate")} /></label>
-          <label>Steps <input type="number" min={1} className="short" value={cfg.max_steps} onChange={num("max_steps")} /></label>
-          <label>Batch size <input type="number" min={1} className="short" value={cfg.batch_size} onChange={num("batch_size")} /></label>
-          <label>Task mix (comma-separated: detection, qa families) <input value={cfg.task_mix} onChange={(e) => set("task_mix", e.target.value)} /></label>
-          <label>Train split <input className="short" value={cfg.train_split} onChange={(e) => set("train_split", e.target.value)} /></label>
-          <label>Held-out split <input className="short" value={cfg.eval_split} onChange={(e) => set("eval_split", e.target.value)} /></label>
-        </div>
-        <button type="submit" className="primary">Launch</button>
-        <ErrorText error={error} />
-      </form>
+      <ErrorText error={error} />
+      <RunList pid={pid} runs={runs} />
+      <LaunchFormCard pid={pid} adapters={(runs ?? []).filter((r) => r.kind === "train" && r.status === "succeeded")} />
     </div>
+  );
+}
+
+function RunList({ pid, runs }: { pid: number; runs: RunSummary[] | null }) {
+  if (runs === null) return <p className="muted">Loading runs…</p>;
+  if (!runs.length) return <p className="muted">No runs yet: launch one below.</p>;
+  return (
+    <table aria-label="Runs" className="runs-table">
+      <thead><tr><th>Run</th><th>Kind</th><th>Status</th><th>Progress</th><th>Result</th><th>Created</th></tr></thead>
+      <tbody>
+        {runs.map((r) => {
+          const row = r.metrics?.table?.find((t) => t.metric === "mAP" || t.metric === "F1@50");
+          return (
+            <tr key={r.id} data-run-id={r.id}>
+              <td><Link to={`/projects/${pid}/runs/${r.id}`}>Run {r.id}</Link></td>
+              <td>{r.kind}</td>
+              <td><span className={`status st-${r.status}`}>{r.status}</span></td>
+              <td><progress max={100} value={percent(r.progress)} aria-label={`Run ${r.id} progress`} /> {percent(r.progress)} %</td>
+              <td className="muted">{row ? `${row.metric} ${fmt(row.pretrained)} → ${fmt(row.finetuned)}` : r.error ? r.error.slice(0, 60) : ""}</td>
+              <td className="muted">{r.created_at ? new Date(r.created_at).toLocaleString() : "—"}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
+/** One labelled control with help text and the server's message about it. */
+function Field({ label, help, error, children }: {
+  label: string; help?: string; error?: string;
+  children: (p: { id: string; "aria-describedby"?: string; "aria-invalid"?: boolean }) => ReactNode;
+}) {
+  const id = useId();
+  const desc = [help && `${id}-help`, error && `${id}-err`].filter(Boolean).join(" ") || undefined;
+  return (
+    <div className={`field${error ? " invalid" : ""}`}>
+      <label htmlFor={id}>{label}</label>
+      {children({ id, "aria-describedby": desc, "aria-invalid": error ? true : undefined })}
+      {help && <small id={`${id}-help`} className="muted">{help}</small>}
+      {error && <small id={`${id}-err`} role="alert" className="error">{error}</small>}
+    </div>
+  );
+}
+
+function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[] }) {
+  const navigate = useNavigate();
+  const [f, setF] = useState<LaunchForm>(DEFAULT_FORM);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const set = <K extends keyof LaunchForm>(k: K, v: LaunchForm[K]) => setF((x) => ({ ...x, [k]: v }));
+  const text = (k: keyof LaunchForm) => ({ value: String(f[k]), onChange: (e: { target: { value: string } }) => set(k, e.target.value as never) });
+  const num = (k: keyof LaunchForm) => ({ type: "number", value: String(f[k]), onChange: (e: { target: { value: string } }) => set(k, Number(e.target.value) as never) });
+  const check = (k: keyof LaunchForm) => ({ type: "checkbox", checked: Boolean(f[k]), onChange: (e: { target: { checked: boolean } }) => set(k, e.target.checked as never) });
+  const train = f.kind === "train";
+  const families = f.qa_families ?? QA_FAMILIES;
+  const toggleFamily = (name: string, on: boolean) => {
+    const next = on ? [...families, name] : families.filter((x) => x !== name);
+    set("qa_families", QA_FAMILIES.every((x) => next.includes(x)) ? null : next);
+  };
+
+  async function launch(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    setErrors({});
+    setBusy(true);
+    try {
+      const run = await api.createRun(pid, buildRequest(f));
+      navigate(`/projects/${pid}/runs/${run.id}`);
+    } catch (err) {
+      const field = err instanceof ApiError && err.status === 422 ? errorField(err.detail) : null;
+      if (field) setErrors({ [field]: errText(err) });
+      else setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form className="card launch" onSubmit={launch} aria-labelledby="launch-h" noValidate>
+      <h2 id="launch-h">Launch a run</h2>
+      <fieldset>
+        <legend>Model</legend>
+        <div className="row">
+          <Field label="Kind" error={errors.kind} help="train: fine-tune, evaluating the base before and the adapter after; evaluate: score a model; predict: boxes for unlabeled images">
+            {(p) => <select {...p} {...text("kind")}><option value="train">train (LoRA / QLoRA)</option><option value="evaluate">evaluate</option><option value="predict">predict</option></select>}
+          </Field>
+          <Field label="Model family" error={errors.family} help="must match the model's config.json">
+            {(p) => <select {...p} {...text("family")}>{FAMILIES.map(([v, t]) => <option key={v} value={v}>{t}</option>)}</select>}
+          </Field>
+          <Field label="Base model" error={errors.base_model} help="a hub id (org/name) or a local save_pretrained folder on the worker">
+            {(p) => <input {...p} {...text("base_model")} className="wide" placeholder="google/paligemma2-3b-pt-224" />}
+          </Field>
+          {!train && (
+            <Field label="Adapter (train run)" error={errors.adapter_run_id} help="empty: the base model alone">
+              {(p) => <select {...p} {...text("adapter_run_id")}><option value="">none (base model)</option>
+                {adapters.map((r) => <option key={r.id} value={r.id}>run {r.id}</option>)}</select>}
+            </Field>
+          )}
+        </div>
+      </fieldset>
+
+      {train && (
+        <>
+          <fieldset>
+            <legend>LoRA / QLoRA</legend>
+            <div className="row">
+              <Field label="Method" error={errors.method} help="QLoRA quantises the frozen base: less memory, slower steps">
+                {(p) => <select {...p} {...text("method")}><option value="lora">LoRA</option><option value="qlora">QLoRA</option></select>}
+              </Field>
+              <Field label="Rank r" error={errors.rank} help="adapter capacity; 8–16 is typical">{(p) => <input {...p} {...num("rank")} min={1} className="short" />}</Field>
+              <Field label="Alpha" error={errors.alpha} help="scale = alpha / r; often 2 × r">{(p) => <input {...p} {...num("alpha")} min={0} className="short" />}</Field>
+              <Field label="Dropout" error={errors.dropout} help="on the adapter's input, 0–0.1">{(p) => <input {...p} {...num("dropout")} step={0.01} min={0} max={0.99} className="short" />}</Field>
+              <Field label="Target modules" error={errors.target_modules} help="all-linear, or names: q_proj, v_proj">{(p) => <input {...p} {...text("target_modules")} />}</Field>
+            </div>
+            {f.method === "qlora" && (
+              <div className="row">
+                <Field label="Bits" error={errors.bits} help="4 (nf4/fp4) or 8">{(p) => <select {...p} value={f.bits} onChange={(e) => set("bits", Number(e.target.value))}><option value={4}>4</option><option value={8}>8</option></select>}</Field>
+                <Field label="Quant type" error={errors.quant_type} help="nf4 suits normally distributed weights">{(p) => <select {...p} {...text("quant_type")}><option>nf4</option><option>fp4</option></select>}</Field>
+                <Field label="Compute dtype" error={errors.compute_dtype} help="bfloat16 on recent GPUs; float32 on CPU">{(p) => <select {...p} {...text("compute_dtype")}><option>float32</option><option>bfloat16</option><option>float16</option></select>}</Field>
+              </div>
+            )}
+            <div className="row" role="group" aria-label="Freeze">
+              <label className="inline"><input {...check("freeze_vision")} /> Freeze vision tower</label>
+              <label className="inline"><input {...check("freeze_projector")} /> Freeze projector</label>
+              <label className="inline"><input {...check("freeze_language")} /> Freeze language model</label>
+              <small className="muted">frozen parts get no LoRA and keep their weights</small>
+              {errors.freeze && <small role="alert" className="error">{errors.freeze}</small>}
+            </div>
+          </fieldset>
+          <fieldset>
+            <legend>Optimisation</legend>
+            <div className="row">
+              <Field label="Learning rate" error={errors.learning_rate} help="peak, after warm-up; 1e-4–5e-4 for LoRA">{(p) => <input {...p} {...num("learning_rate")} step="any" min={0} className="short" />}</Field>
+              <Field label="Epochs" error={errors.epochs} help="passes over the training split">{(p) => <input {...p} {...num("epochs")} step="any" min={0} className="short" />}</Field>
+              <Field label="Max steps" error={errors.max_steps} help="empty: by epochs">{(p) => <input {...p} {...text("max_steps")} type="number" min={1} className="short" />}</Field>
+              <Field label="Batch size" error={errors.batch_size} help="samples per step per device">{(p) => <input {...p} {...num("batch_size")} min={1} className="short" />}</Field>
+              <Field label="Grad accumulation" error={errors.grad_accum} help="effective batch = batch × this">{(p) => <input {...p} {...num("grad_accum")} min={1} className="short" />}</Field>
+              <Field label="Scheduler" error={errors.scheduler} help="learning-rate decay after warm-up">{(p) => <select {...p} {...text("scheduler")}><option>cosine</option><option>linear</option><option>constant</option></select>}</Field>
+              <Field label="Warm-up ratio" error={errors.warmup_ratio} help="share of steps ramping up, 0–0.1">{(p) => <input {...p} {...num("warmup_ratio")} step={0.01} min={0} max={0.99} className="short" />}</Field>
+            </div>
+          </fieldset>
+          <fieldset>
+            <legend>Task mix</legend>
+            <div className="row">
+              <Field label="Detection weight" error={errors.tasks} help="sampling weight of box targets">{(p) => <input {...p} {...num("detect_weight")} step="any" min={0} className="short" />}</Field>
+              <Field label="VQA weight" help="sampling weight of question/answer pairs; 0 = detection only">{(p) => <input {...p} {...num("vqa_weight")} step="any" min={0} className="short" />}</Field>
+            </div>
+          </fieldset>
+        </>
+      )}
+
+      {f.kind !== "predict" ? (
+        <fieldset>
+          <legend>Data</legend>
+          <div className="row" role="group" aria-label="QA families">
+            <span className="muted small">QA families</span>
+            {QA_FAMILIES.map((name) => (
+              <label key={name} className="inline"><input type="checkbox" checked={families.includes(name)} onChange={(e) => toggleFamily(name, e.target.checked)} /> {name}</label>
+            ))}
+            {errors.qa_families && <small role="alert" className="error">{errors.qa_families}</small>}
+          </div>
+          <div className="row">
+            {train && <Field label="Train split" error={errors.train_split}>{(p) => <input {...p} {...text("train_split")} className="short" />}</Field>}
+            <Field label="Held-out split" error={errors.eval_split} help="evaluated before and after">{(p) => <input {...p} {...text("eval_split")} className="short" />}</Field>
+            <Field label="Leakage key" error={errors.leak_key} help="image meta key no group may straddle splits by (race_id, track)">{(p) => <input {...p} {...text("leak_key")} className="short" />}</Field>
+            <Field label="Max eval images" error={errors.max_eval_images} help="empty: all">{(p) => <input {...p} {...text("max_eval_images")} type="number" min={1} className="short" />}</Field>
+            <Field label="Max new tokens" error={errors.max_new_tokens} help="generation length when evaluating">{(p) => <input {...p} {...num("max_new_tokens")} min={1} className="short" />}</Field>
+          </div>
+        </fieldset>
+      ) : (
+        <Field label="Images with status" error={errors.image_status} help="predict boxes for these images">
+          {(p) => <select {...p} {...text("image_status")}><option>unlabeled</option><option>in_review</option><option>accepted</option><option>rejected</option></select>}
+        </Field>
+      )}
+      <button type="submit" className="primary" disabled={busy}>{busy ? "Launching…" : "Launch"}</button>
+      <ErrorText error={error} />
+    </form>
   );
 }

@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import { buildRequest, DEFAULT_FORM, errorField, targetModules } from "./launch";
+
+describe("launch form -> run config", () => {
+  it("a LoRA train run sends the knobs, no quantisation keys, max_steps null when empty", () => {
+    const r = buildRequest({ ...DEFAULT_FORM, base_model: " /models/tiny ", max_steps: "" });
+    expect(r.kind).toBe("train");
+    expect(r.config).toMatchObject({ family: "paligemma", base_model: "/models/tiny", method: "lora", rank: 8, alpha: 16,
+      target_modules: "all-linear", max_steps: null, tasks: { detect: 1, vqa: 1 }, train_split: "train", eval_split: "test" });
+    expect(r.config).not.toHaveProperty("bits");
+    expect(r.config).not.toHaveProperty("qa_families"); // null = every family the project has
+  });
+  it("QLoRA adds bits, quant type and compute dtype; families and steps pass through", () => {
+    const r = buildRequest({ ...DEFAULT_FORM, method: "qlora", bits: 8, compute_dtype: "bfloat16", max_steps: "4",
+      qa_families: ["counting"], target_modules: "q_proj, v_proj" });
+    expect(r.config).toMatchObject({ method: "qlora", bits: 8, quant_type: "nf4", compute_dtype: "bfloat16", max_steps: 4,
+      qa_families: ["counting"], target_modules: ["q_proj", "v_proj"] });
+  });
+  it("evaluate with an adapter leaves family and base to the adapter's run; predict sends the status", () => {
+    const e = buildRequest({ ...DEFAULT_FORM, kind: "evaluate", adapter_run_id: "7" });
+    expect(e.config).toEqual({ adapter_run_id: 7, eval_split: "test", leak_key: "race_id", max_eval_images: null, max_new_tokens: 128 });
+    const p = buildRequest({ ...DEFAULT_FORM, kind: "predict", base_model: "org/model", adapter_run_id: "7" });
+    expect(p.config).toEqual({ family: "paligemma", base_model: "org/model", adapter_run_id: 7, image_status: "unlabeled" });
+  });
+  it("target modules", () => {
+    expect(targetModules("all-linear")).toBe("all-linear");
+    expect(targetModules("q_proj,,k_proj ")).toEqual(["q_proj", "k_proj"]);
+  });
+});
+
+describe("422 -> field", () => {
+  it("finds the field a message names", () => {
+    expect(errorField("config.rank=0: must be an integer >= 1")).toBe("rank");
+    expect(errorField("config.rank: Input should be a valid integer")).toBe("rank");
+    expect(errorField("config.tasks.detect: Input should be a valid number")).toBe("tasks");
+    expect(errorField("config.task_weights: at least one task needs a weight > 0")).toBe("tasks");
+    expect(errorField("config.freeze_vision, freeze_projector and freeze_language are all true: nothing to train")).toBe("freeze");
+    expect(errorField("config.base_model: model folder /x does not exist")).toBe("base_model");
+    expect(errorField("kind: 'x' is not one of train, evaluate, predict")).toBe("kind");
+  });
+  it("a message naming no field stays with the form", () => {
+    expect(errorField("the split leaks: 2 race_id group(s) have images in more than one split")).toBeNull();
+    expect(errorField("network error: Failed to fetch")).toBeNull();
+  });
+});

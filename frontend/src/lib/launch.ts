@@ -1,0 +1,75 @@
+// The run launcher's form state -> the API's run config (backend.runs.RunConfig keys), and a
+// server error -> the form field it names, so a 422 shows next to that field.
+import type { RunCreate, RunKind } from "../api/client";
+
+export const FAMILIES: [string, string][] = [
+  ["paligemma", "PaliGemma / PaliGemma 2"], ["qwen2_vl", "Qwen2-VL"], ["qwen2_5_vl", "Qwen2.5-VL"], ["smolvlm", "SmolVLM"],
+];
+
+export interface LaunchForm {
+  kind: RunKind; family: string; base_model: string; method: "lora" | "qlora";
+  bits: number; quant_type: string; compute_dtype: string;
+  rank: number; alpha: number; dropout: number; target_modules: string;
+  learning_rate: number; epochs: number; max_steps: string; batch_size: number; grad_accum: number;
+  scheduler: string; warmup_ratio: number; freeze_vision: boolean; freeze_projector: boolean; freeze_language: boolean;
+  detect_weight: number; vqa_weight: number; qa_families: string[] | null;
+  train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: number;
+  adapter_run_id: string; image_status: string;
+}
+
+/** The defaults are RunConfig's (backend/runs.py), so an untouched form trains like the API would. */
+export const DEFAULT_FORM: LaunchForm = {
+  kind: "train", family: "paligemma", base_model: "", method: "lora", bits: 4, quant_type: "nf4", compute_dtype: "float32",
+  rank: 8, alpha: 16, dropout: 0.05, target_modules: "all-linear", learning_rate: 2e-4, epochs: 1, max_steps: "",
+  batch_size: 4, grad_accum: 1, scheduler: "cosine", warmup_ratio: 0, freeze_vision: true, freeze_projector: false,
+  freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
+  leak_key: "race_id", max_eval_images: "", max_new_tokens: 128, adapter_run_id: "", image_status: "unlabeled",
+};
+
+const intOrNull = (s: string): number | null => (s.trim() === "" ? null : Number(s));
+
+/** "all-linear" stays a string; "q_proj, v_proj" becomes a list. */
+export function targetModules(s: string): string | string[] {
+  const parts = s.split(",").map((p) => p.trim()).filter(Boolean);
+  return parts.length === 1 && parts[0] === "all-linear" ? "all-linear" : parts;
+}
+
+export function buildRequest(f: LaunchForm): RunCreate {
+  const c: Record<string, unknown> = { family: f.family, base_model: f.base_model.trim() };
+  if (f.kind === "train") {
+    Object.assign(c, {
+      method: f.method, rank: f.rank, alpha: f.alpha, dropout: f.dropout, target_modules: targetModules(f.target_modules),
+      learning_rate: f.learning_rate, epochs: f.epochs, max_steps: intOrNull(f.max_steps), batch_size: f.batch_size,
+      grad_accum: f.grad_accum, scheduler: f.scheduler, warmup_ratio: f.warmup_ratio, freeze_vision: f.freeze_vision,
+      freeze_projector: f.freeze_projector, freeze_language: f.freeze_language,
+      tasks: { detect: f.detect_weight, vqa: f.vqa_weight }, train_split: f.train_split,
+    });
+    if (f.method === "qlora") Object.assign(c, { bits: f.bits, quant_type: f.quant_type, compute_dtype: f.compute_dtype });
+  }
+  if (f.kind !== "predict") {
+    Object.assign(c, { eval_split: f.eval_split, leak_key: f.leak_key, max_eval_images: intOrNull(f.max_eval_images),
+      max_new_tokens: f.max_new_tokens });
+    if (f.qa_families !== null) c.qa_families = f.qa_families;
+  }
+  if (f.kind !== "train" && f.adapter_run_id !== "") {
+    c.adapter_run_id = Number(f.adapter_run_id);
+    // an adapter's run already names its family and base model: send them only when typed in
+    if (!c.base_model) { delete c.base_model; delete c.family; }
+  }
+  if (f.kind === "predict") c.image_status = f.image_status;
+  return { kind: f.kind, config: c };
+}
+
+// Server names -> the form field that shows the message.
+const ALIASES: Record<string, string> = {
+  task_weights: "tasks", freeze_projector: "freeze", freeze_language: "freeze", freeze_vision: "freeze",
+  bits: "bits", image_ids: "image_status",
+};
+
+/** "config.rank=0: must be …", "config.tasks: …", "kind: …" -> "rank", "tasks", "kind"; null when the
+ *  message names no field (a leaking split, a 500): it is shown under the form instead. */
+export function errorField(detail: string): string | null {
+  const m = /^(?:config\.)?([a-z_0-9]+)(?=[.:=[,\s])/.exec(detail);
+  if (!m || !detail.startsWith("config.") && m[1] !== "kind") return null;
+  return ALIASES[m[1]] ?? m[1];
+}
