@@ -105,3 +105,26 @@ def client(app, admin_token):
     with TestClient(app) as c:
         c.headers["Authorization"] = f"Bearer {admin_token}"
         yield c
+
+
+def cli_runner(monkeypatch, data_dir: Path, db_url: str):
+    """Invoke the `studio` CLI in-process with its settings pointed at `data_dir` and `db_url`."""
+    from typer.testing import CliRunner
+
+    from backend.cli import app
+    from backend.config import get_settings
+
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def cli(db_url, tmp_path, monkeypatch):
+    """The CLI on the parametrised database (SQLite and PostgreSQL)."""
+    from backend.config import get_settings
+
+    yield cli_runner(monkeypatch, tmp_path / "data", db_url)
+    get_settings.cache_clear()

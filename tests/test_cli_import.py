@@ -5,23 +5,8 @@ import json
 import zipfile
 
 import pytest
-from typer.testing import CliRunner
 
 from tests.formats.helpers import STK_DATA, coco_files
-
-
-@pytest.fixture
-def cli(db_url, tmp_path, monkeypatch):
-    from backend.config import get_settings
-
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    from backend.cli import app
-
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, [str(a) for a in args])
-    get_settings.cache_clear()
 
 
 def write_tree(root, files):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
+from tests.conftest import cli_runner
 from tests.runs.conftest import QA_FAMILIES, STK, config
 
 
@@ -15,13 +15,7 @@ from tests.runs.conftest import QA_FAMILIES, STK, config
 def cli(tmp_path, monkeypatch):
     from backend.config import get_settings
 
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'studio.db'}")
-    get_settings.cache_clear()
-    from backend.cli import app
-
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, [str(a) for a in args])
+    yield cli_runner(monkeypatch, tmp_path / "data", f"sqlite:///{tmp_path / 'studio.db'}")
     get_settings.cache_clear()
 
 
