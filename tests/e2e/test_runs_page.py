@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -26,6 +27,26 @@ def tiny_paligemma():
     from tests.worker.conftest import tiny_model_path  # torch only for the tests that train
 
     return tiny_model_path("paligemma")
+
+
+def add_predictions(studio, run_id: int, image_id: int, boxes) -> int:
+    """Prediction rows of the run's "after" phase, written to the server's SQLite database."""
+    from sqlalchemy import func, select
+
+    from backend.db import make_engine, make_sessionmaker, session_scope
+    from backend.models import Prediction
+
+    engine = make_engine(f"sqlite:///{Path(studio.env['STUDIO_DATA_DIR']).resolve() / 'studio.db'}")
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            for label, (x1, y1, x2, y2), score in boxes:
+                s.add(Prediction(run_id=run_id, image_id=image_id, phase="after", task="detect", label=label, x1=x1,
+                                 y1=y1, x2=x2, y2=y2, score=score, raw_text=f"<loc> {label}"))
+            s.flush()
+            return s.scalar(select(func.count()).select_from(Prediction).where(
+                Prediction.run_id == run_id, Prediction.image_id == image_id, Prediction.label.is_not(None)))
+    finally:
+        engine.dispose()
 
 
 def make_project(api) -> tuple[int, list[int]]:
@@ -130,6 +151,14 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     expect(row).to_contain_text("100 %")
     page.go_back()
 
+    # The tiny random model rarely emits a well-formed box (its raw outputs are stored, the parsed
+    # boxes are empty), so — as tests/runs does — draft boxes are added as rows of this run's "after"
+    # predictions on the first gallery image, in the studio's own database: one kart above the
+    # min score, one ball below it, one label the project does not have.
+    target = api.get(f"/api/runs/{rid}/gallery").json()["items"][0]["image_id"]
+    drafts = add_predictions(studio, rid, target, [("kart", (34, 50, 142, 146), 0.9), ("ball", (180, 75, 290, 200), 0.3),
+                                                   ("zebra", (5, 5, 40, 40), 0.95)])
+
     # The gallery: the two held-out images, ground truth | before | after, in the API's order.
     page.get_by_role("link", name="Open the comparison gallery").click()
     expect(page.get_by_role("heading", name=re.compile("Comparison gallery"))).to_be_visible()
@@ -140,7 +169,10 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     first = items.first
     expect(first.locator("figure.panel")).to_have_count(3)
     expect(first.locator("figure.panel").first.locator("svg.overlay rect")).to_have_count(2)  # the ground truth
-    expect(first.locator("figure.panel").nth(2).locator("svg.overlay rect")).to_have_count(len(api_items[0]["after"]))
+    assert first.get_attribute("data-image-id") == str(target)
+    after_panel = first.locator("figure.panel").nth(2)
+    expect(after_panel.locator("svg.overlay rect")).to_have_count(len(api_items[0]["after"]))
+    expect(after_panel.locator("svg.overlay text", has_text="kart 0.90")).to_have_count(1)
     expect(first.locator("img")).to_have_count(3)
     assert_accessible(page)
     shot(page, "35-gallery")
@@ -159,20 +191,22 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     expect(items).to_have_count(2)  # every held-out image has a ball in its ground truth
     label_filter.select_option("")
 
-    # Model-assisted labeling: accept the model's boxes of the first image; the API has them.
-    target = int(items.first.get_attribute("data-image-id"))
+    # Model-assisted labeling: accept the model's boxes scoring >= 0.5 of the first image; the API
+    # then has them as model boxes: the kart draft (the ball scores too low, zebra is no label here).
     names = {lab["id"]: lab["name"] for lab in api.get(f"/api/projects/{pid}").json()["labels"]}
-    key = lambda name, box: (name, *(round(v, 2) for v in box))  # noqa: E731 - the API's duplicate key
+    key = lambda name, box, score: (name, *(round(v, 2) for v in box), score)  # noqa: E731
     before = api.get(f"/api/images/{target}").json()["boxes"]
     preds = api.get(f"/api/runs/{rid}/predictions", params={"image_id": target, "phase": "after", "task": "detect"}).json()["items"]
-    gt = {key(names[b["label_id"]], (b["x1"], b["y1"], b["x2"], b["y2"])) for b in before}
-    expected = {key(p["label"], p["box"]) for p in preds if p["label"] in names.values()} - gt
+    expected = {key(p["label"], p["box"], p["score"]) for p in preds
+                if p["label"] in names.values() and (p["score"] or 0) >= 0.5}
+    assert ("kart", 34, 50, 142, 146, 0.9) in expected and drafts >= 3
+    page.get_by_label("Accept boxes scoring at least").fill("0.5")
     items.first.get_by_role("button", name="Accept the model's boxes").click()
     expect(items.first.get_by_role("status")).to_contain_text(f"Added {len(expected)} model box")
     after = api.get(f"/api/images/{target}").json()["boxes"]
-    model = {key(names[b["label_id"]], (b["x1"], b["y1"], b["x2"], b["y2"])) for b in after if b["source"] == "model"}
-    assert model == expected and len(after) == len(before) + len(expected)
-    print(f"accepted {len(expected)} model boxes of {len(preds)} predictions on image {target}")
+    assert len(after) == len(before) + len(expected)
+    assert {key(names[b["label_id"]], (b["x1"], b["y1"], b["x2"], b["y2"]), b["score"])
+            for b in after if b["source"] == "model"} == expected
     shot(page, "36-gallery-accepted")
 
     # Click through to the box editor of that image.
