@@ -149,6 +149,8 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     row = page.locator(f"tr[data-run-id='{rid}']")
     expect(row).to_contain_text("succeeded")
     expect(row).to_contain_text("100 %")
+    assert_accessible(page)
+    shot(page, "37-runs-list")
     page.go_back()
 
     # The tiny random model rarely emits a well-formed box (its raw outputs are stored, the parsed
