@@ -16,7 +16,9 @@ def test_keyboard_only_path(page, studio):
     box = api.post(f"/api/images/{imgs[0]['id']}/boxes", json={"label_id": p["labels"][0]["id"], "x1": 10, "y1": 10, "x2": 60, "y2": 60}).json()
 
     page.goto("/")
-    page.keyboard.type(studio.token)  # the token field has focus
+    # The field takes focus once the app has rendered: typing before that would lose keys on a busy machine.
+    expect(page.get_by_label("API token")).to_be_focused()
+    page.keyboard.type(studio.token)
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Sign in")).to_be_focused()
     page.keyboard.press("Enter")
