@@ -156,13 +156,14 @@ def test_events_stream_until_the_end(client, app, project, tiny_paligemma):
     events = []
     with client.stream("GET", f"/api/runs/{r['id']}/events") as s:
         assert s.headers["content-type"].startswith("text/event-stream")
-        t.start()
         kind = None
         for line in s.iter_lines():
             if line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: ") and kind == "run":
                 events.append(json.loads(line[6:]))
+                if not t.is_alive() and len(events) == 1:
+                    t.start()  # only once the stream has shown the queued state: no race with the claim
             if kind == "end":
                 break
     t.join(60)
