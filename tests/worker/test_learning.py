@@ -78,4 +78,5 @@ def test_tiny_paligemma_learns_to_detect_shapes(tiny_models, tmp_path):
     assert after["ap50"] >= 0.8
     assert after["ap50"] > (before["ap50"] or 0.0) + 0.4
     assert r["losses"][-1] < r["losses"][0] / 3
-    assert r["seconds"] < 180
+    # No time assertion: the wall time is printed above (37-80 s on 2 quiet threads); a shared
+    # machine can make it many times slower, and speed is measured in bench/, not in tests.
