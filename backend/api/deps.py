@@ -73,3 +73,18 @@ def get_project(db: Session, user: User, project_id: int, need: Role = Role.view
     if ROLE_RANK[role] < ROLE_RANK[need]:
         raise HTTPException(403, f"this needs role '{need.value}' in the project; you are '{role.value}'")
     return project
+
+
+def project_row(db: Session, user: User, model, row_id: int, what: str, need: Role = Role.viewer):
+    """A row of `model` (anything with a `project_id`) if `user` may act on its project with role
+    `need`. A missing row and a non-member both get the same 404 naming the row, so ids do not leak."""
+    row = db.get(model, row_id)
+    if row is None:
+        raise HTTPException(404, f"{what} {row_id} not found")
+    try:
+        get_project(db, user, row.project_id, need)
+    except HTTPException as e:
+        if e.status_code == 404:
+            raise HTTPException(404, f"{what} {row_id} not found") from None
+        raise
+    return row

@@ -13,7 +13,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, SettingsDep, Store, get_project
+from backend.api.deps import DB, CurrentUser, SettingsDep, Store, get_project, project_row
 from backend.errors import InvalidInput, StudioError, TooLarge
 from backend.models import Box, Image, ImageStatus, Label, Role, User
 from backend.schemas import (
@@ -50,16 +50,7 @@ def _chunks(seq: Sequence, n: int = CHUNK) -> Iterable[Sequence]:
 
 def get_image(db: Session, user: User, image_id: int, need: Role = Role.viewer) -> Image:
     """The image if `user` may act on its project with role `need`; 404 for non-members."""
-    image = db.get(Image, image_id)
-    if image is None:
-        raise HTTPException(404, f"image {image_id} not found")
-    try:
-        get_project(db, user, image.project_id, need)
-    except HTTPException as e:
-        if e.status_code == 404:
-            raise HTTPException(404, f"image {image_id} not found") from None
-        raise
-    return image
+    return project_row(db, user, Image, image_id, "image", need)
 
 
 def drop_unreferenced(db: Session, store: ImageStore, files: Sequence[tuple[str, str]]) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, get_project
+from backend.api.deps import DB, CurrentUser, get_project, project_row
 from backend.models import Image, QAPair, QASource, Role, User
 from backend.qa import store
 from backend.qa.base import render
@@ -37,16 +37,7 @@ def _one(db: Session, qa_id: int) -> QAItemOut:
 
 
 def _get_pair(db: Session, user: User, qa_id: int, need: Role) -> QAPair:
-    pair = db.get(QAPair, qa_id)
-    if pair is None:
-        raise HTTPException(404, f"QA pair {qa_id} not found")
-    try:
-        get_project(db, user, pair.project_id, need)
-    except HTTPException as e:
-        if e.status_code == 404:
-            raise HTTPException(404, f"QA pair {qa_id} not found") from None
-        raise
-    return pair
+    return project_row(db, user, QAPair, qa_id, "QA pair", need)
 
 
 @router.post("/projects/{project_id}/qa/generate", response_model=QAGenerateOut)

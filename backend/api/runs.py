@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, SettingsDep, get_project
+from backend.api.deps import DB, CurrentUser, SettingsDep, get_project, project_row
 from backend.errors import Conflict, InvalidInput
 from backend.models import (
     FINISHED,
@@ -40,16 +40,7 @@ router = APIRouter(tags=["runs"])
 
 
 def run_for(db: Session, user: User, run_id: int, need: Role = Role.viewer) -> Run:
-    run = db.get(Run, run_id)
-    if run is None:
-        raise HTTPException(404, f"run {run_id} not found")
-    try:
-        get_project(db, user, run.project_id, need)
-    except HTTPException as e:
-        if e.status_code == 404:
-            raise HTTPException(404, f"run {run_id} not found") from None
-        raise
-    return run
+    return project_row(db, user, Run, run_id, "run", need)
 
 
 @router.post("/projects/{project_id}/runs", status_code=status.HTTP_201_CREATED)
