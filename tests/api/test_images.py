@@ -3,30 +3,22 @@ edits, review status, bulk edits, delete."""
 from __future__ import annotations
 
 import io
-import zipfile
 
 import pytest
 from PIL import Image as PILImage
 
 from tests.api.conftest import files_under, image_bytes
+from tests.formats.helpers import zip_bytes
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for n, b in members.items():
-            z.writestr(n, b)
-    return buf.getvalue()
-
-
-def test_upload_many_and_a_zip(client, app, project, upload):
+def test_upload_many_and_azip_bytes(client, app, project, upload):
     pid = project["id"]
     r = upload(pid, {"a.png": image_bytes(40, 30), "b.jpg": image_bytes(20, 10, "JPEG")})
     assert r.status_code == 201, r.text
     imgs = r.json()["images"]
     assert [(i["file_name"], i["width"], i["height"], i["status"]) for i in imgs] == [
         ("a.png", 40, 30, "unlabeled"), ("b.jpg", 20, 10, "unlabeled")]
-    z = _zip({"frames/c.png": image_bytes(5, 5), "frames/d.webp": image_bytes(6, 6, "WEBP"), "README.txt": b"hi"})
+    z = zip_bytes({"frames/c.png": image_bytes(5, 5), "frames/d.webp": image_bytes(6, 6, "WEBP"), "README.txt": b"hi"})
     r = upload(pid, {"batch.zip": z})
     assert r.status_code == 201, r.text
     assert [i["file_name"] for i in r.json()["images"]] == ["frames/c.png", "frames/d.webp"]

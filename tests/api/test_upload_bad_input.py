@@ -2,22 +2,13 @@
 exactly as they were, and the server keeps serving."""
 from __future__ import annotations
 
-import io
-import zipfile
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.api.conftest import image_bytes, noise_png, png_header_only
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for n, b in members.items():
-            z.writestr(zipfile.ZipInfo(n), b)  # ZipInfo keeps the name as given (no sanitising)
-    return buf.getvalue()
+from tests.formats.helpers import zip_bytes
 
 
 GOOD = image_bytes(16, 16)
@@ -29,13 +20,13 @@ CASES = {
     "pdf as png": ({"doc.png": b"%PDF-1.4\n%..."}, 422, ["doc.png"]),
     "bomb header": ({"ok.png": GOOD, "bomb.png": png_header_only(100_000, 100_000)}, 413,
                     ["bomb.png", "decompression bomb"]),
-    "zip slip": ({"batch.zip": _zip({"ok.png": GOOD, "../evil.png": GOOD})}, 422, ["batch.zip", "../evil.png", ".."]),
-    "zip absolute": ({"batch.zip": _zip({"ok.png": GOOD, "/etc/evil.png": GOOD})}, 422,
+    "zip slip": ({"batch.zip": zip_bytes({"ok.png": GOOD, "../evil.png": GOOD})}, 422, ["batch.zip", "../evil.png", ".."]),
+    "zip absolute": ({"batch.zip": zip_bytes({"ok.png": GOOD, "/etc/evil.png": GOOD})}, 422,
                      ["batch.zip", "/etc/evil.png", "absolute"]),
-    "zip with bad image": ({"batch.zip": _zip({"ok.png": GOOD, "in/cut.jpg": TRUNCATED})}, 422, ["in/cut.jpg"]),
+    "zip with bad image": ({"batch.zip": zip_bytes({"ok.png": GOOD, "in/cut.jpg": TRUNCATED})}, 422, ["in/cut.jpg"]),
     "not a zip": ({"batch.zip": b"PK but not really"}, 422, ["batch.zip", "zip"]),
     "dotdot file name": ({"../up.png": GOOD}, 422, ["../up.png"]),
-    "same name twice": ({"batch.zip": _zip({"a.png": GOOD}), "a.png": image_bytes(3, 3)}, 422, ["a.png", "twice"]),
+    "same name twice": ({"batch.zip": zip_bytes({"a.png": GOOD}), "a.png": image_bytes(3, 3)}, 422, ["a.png", "twice"]),
 }
 
 
@@ -95,7 +86,7 @@ def test_real_decompression_bomb_is_413(make_client, state):
 def test_too_many_zip_members_is_413(make_client, state):
     c = make_client(max_archive_members=3)
     pid = c.post("/api/projects", json={"name": "p"}).json()["id"]
-    z = _zip({f"{n}.png": image_bytes(4, 4 + n) for n in range(5)})
+    z = zip_bytes({f"{n}.png": image_bytes(4, 4 + n) for n in range(5)})
     before = state()
     r = c.post(f"/api/projects/{pid}/images", files=[("files", ("many.zip", z))])
     assert r.status_code == 413 and "many.zip" in r.json()["detail"]
