@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser
+from backend.api.deps import DB, CurrentUser, require_member
 from backend.api.images import get_image
 from backend.errors import InvalidInput
 from backend.models import Box, BoxSource, Image, Label, Role, User
@@ -42,12 +42,8 @@ def _box(db: Session, user: User, box_id: int, need: Role) -> tuple[Box, Image]:
     box = db.get(Box, box_id)
     if box is None:
         raise HTTPException(404, f"box {box_id} not found")
-    try:
-        image = get_image(db, user, box.image_id, need)
-    except HTTPException as e:
-        if e.status_code == 404:  # not a member: the box does not exist for this user
-            raise HTTPException(404, f"box {box_id} not found") from None
-        raise
+    image = db.get(Image, box.image_id)
+    require_member(db, user, image.project_id, need, f"box {box_id} not found")
     return box, image
 
 

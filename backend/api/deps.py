@@ -75,16 +75,22 @@ def get_project(db: Session, user: User, project_id: int, need: Role = Role.view
     return project
 
 
+def require_member(db: Session, user: User, project_id: int, need: Role, not_found: str) -> None:
+    """Check `user` may act on the project with role `need`; a non-member gets 404 `not_found`
+    (naming the row asked for, so neither the row nor the project leaks), a low role 403."""
+    try:
+        get_project(db, user, project_id, need)
+    except HTTPException as e:
+        if e.status_code == 404:
+            raise HTTPException(404, not_found) from None
+        raise
+
+
 def project_row(db: Session, user: User, model, row_id: int, what: str, need: Role = Role.viewer):
     """A row of `model` (anything with a `project_id`) if `user` may act on its project with role
     `need`. A missing row and a non-member both get the same 404 naming the row, so ids do not leak."""
     row = db.get(model, row_id)
     if row is None:
         raise HTTPException(404, f"{what} {row_id} not found")
-    try:
-        get_project(db, user, row.project_id, need)
-    except HTTPException as e:
-        if e.status_code == 404:
-            raise HTTPException(404, f"{what} {row_id} not found") from None
-        raise
+    require_member(db, user, row.project_id, need, f"{what} {row_id} not found")
     return row
