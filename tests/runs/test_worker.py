@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,6 @@ from fastapi.testclient import TestClient
 from backend.auth import bootstrap_admin
 from backend.config import Settings
 from backend.db import migrate, session_scope
-from backend.models import Run
 from backend.runs import create_run
 from tests.runs.conftest import config, make_project, wait_for
 
@@ -83,17 +81,24 @@ def embedded(tmp_path: Path) -> Settings:
                     queue_prefix=f"t{uuid.uuid4().hex[:6]}-", **FAST)
 
 
+def queue_then_work(settings: Settings, tmp_path: Path, model: str) -> dict:
+    """Queue a train run before any worker exists, start a real worker, return the ended run; it
+    must have succeeded (the worker's log tail is shown otherwise)."""
+    with studio(settings) as (app, client):
+        pid = make_project(client, settings, app.state.sessionmaker)
+        rid = launch(app, pid, **config(model))
+        with worker(settings, tmp_path / "worker.log"):
+            v = wait_for(lambda: done(client, rid), 180, 0.5, "the run to end")
+    assert v["status"] == "succeeded", (v["error"], (tmp_path / "worker.log").read_text()[-3000:])
+    return v
+
+
 def test_embedded_broker_worker_runs_a_queued_run(tmp_path, tiny_paligemma):
     """The message is queued before any worker exists (the broker is a file); a worker started later
     runs it to the end."""
     settings = embedded(tmp_path)
     assert settings.resolved_broker_url().startswith("sqla+sqlite:///")
-    with studio(settings) as (app, client):
-        pid = make_project(client, settings, app.state.sessionmaker)
-        rid = launch(app, pid, **config(tiny_paligemma))
-        with worker(settings, tmp_path / "worker.log"):
-            v = wait_for(lambda: done(client, rid), 180, 0.5, "the run to end")
-    assert v["status"] == "succeeded", (v["error"], (tmp_path / "worker.log").read_text()[-3000:])
+    v = queue_then_work(settings, tmp_path, tiny_paligemma)
     assert v["attempts"] == 1 and v["metrics"]["table"]
     assert v["worker_id"] and v["worker_id"].split(":")[0] == socket.gethostname()
 
@@ -146,12 +151,7 @@ def test_worker_on_the_shared_redis(tmp_path, tiny_paligemma):
         pytest.skip(f"Redis is not reachable at {url}")
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'studio.db'}",
                         celery_broker_url=url, queue_prefix=f"t{uuid.uuid4().hex[:8]}-", **FAST)
-    with studio(settings) as (app, client):
-        pid = make_project(client, settings, app.state.sessionmaker)
-        rid = launch(app, pid, **config(tiny_paligemma))
-        with worker(settings, tmp_path / "worker.log"):
-            v = wait_for(lambda: done(client, rid), 180, 0.5, "the run to end")
-    assert v["status"] == "succeeded", (v["error"], (tmp_path / "worker.log").read_text()[-3000:])
+    queue_then_work(settings, tmp_path, tiny_paligemma)  # asserts the run succeeded
 
 
 def _free_port() -> int:
