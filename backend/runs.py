@@ -102,7 +102,7 @@ class RunConfig(BaseModel):
     checkpoint_every: int = 0
     keep_checkpoints: int = 2
     eval_every: int = 0
-    shuffle_objects: bool = True
+    object_order: Literal["shuffle", "largest_first", "as_given"] = "shuffle"
     group_by_length: bool = True
     mega_batch_factor: int = 32
     num_workers: int = 0

@@ -57,7 +57,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # optimizer steps; 0 = only at the end / on cancel
     keep_checkpoints: int = 2
     eval_every: int = 0  # validation loss over the whole held-out set every N steps (0 = at the end)
-    shuffle_objects: bool = True  # detection targets: object order reshuffled every epoch
+    # detection targets' object order: "shuffle" = new order every epoch (no order to learn),
+    # "largest_first" = biggest box first (a canonical order: the most salient object is decoded
+    # first; what a model pre-trained that way expects), "as_given" = the dataset's order.
+    object_order: Literal["shuffle", "largest_first", "as_given"] = "shuffle"
     group_by_length: bool = True
     mega_batch_factor: int = 32  # length grouping sorts inside shuffled windows of this many batches
     task_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"detect": 1, "vqa": 0.5}

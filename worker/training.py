@@ -121,11 +121,14 @@ def epoch_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def shuffled_objects(sample: Sample, seed: int, epoch: int, index: int) -> Sample:
-    """A detection sample with its boxes in a new order for this epoch (VQA answers refer to
-    boxes by position, so they are left alone)."""
-    if sample.task != "detect" or len(sample.boxes) < 2:
+def ordered_objects(sample: Sample, order: str, seed: int, epoch: int, index: int) -> Sample:
+    """A detection sample with its boxes in TrainConfig.object_order: "shuffle" (a new order for
+    this epoch), "largest_first" (by area, stable) or "as_given". VQA answers refer to boxes by
+    position, so they are left alone."""
+    if sample.task != "detect" or len(sample.boxes) < 2 or order == "as_given":
         return sample
+    if order == "largest_first":
+        return dataclasses.replace(sample, boxes=sorted(sample.boxes, key=lambda b: -(b.x2 - b.x1) * (b.y2 - b.y1)))
     perm = np.random.default_rng([seed, epoch, index, 7]).permutation(len(sample.boxes))
     return dataclasses.replace(sample, boxes=[sample.boxes[i] for i in perm])
 
@@ -154,8 +157,7 @@ class _StreamDataset(Dataset):
     def __getitem__(self, key: tuple[int, int, int]):
         epoch, bi, i = key
         s = self.samples[i]
-        if self.cfg.shuffle_objects:
-            s = shuffled_objects(s, self.cfg.seed, epoch, i)
+        s = ordered_objects(s, self.cfg.object_order, self.cfg.seed, epoch, i)
         return epoch, bi, s
 
 

@@ -19,7 +19,7 @@ from worker.training import (
     epoch_batches,
     load_with_adapter,
     merge,
-    shuffled_objects,
+    ordered_objects,
     token_loss,
     train,
     validation_loss,
@@ -145,12 +145,25 @@ def test_task_weights_resample_tasks_per_epoch():
 
 def test_object_order_shuffled_per_epoch_and_deterministic():
     s = Sample(image="x", classes=["a"], boxes=[Box("a", i, i, i + 1, i + 1) for i in range(6)])
-    orders = {tuple(b.x1 for b in shuffled_objects(s, 0, e, 7).boxes) for e in range(6)}
+
+    def shuffled(e, i):
+        return ordered_objects(s, "shuffle", 0, e, i).boxes
+
+    orders = {tuple(b.x1 for b in shuffled(e, 7)) for e in range(6)}
     assert len(orders) > 1
-    assert shuffled_objects(s, 0, 2, 7).boxes == shuffled_objects(s, 0, 2, 7).boxes
-    assert sorted(b.x1 for b in shuffled_objects(s, 0, 3, 7).boxes) == list(range(6))
+    assert shuffled(2, 7) == shuffled(2, 7)
+    assert sorted(b.x1 for b in shuffled(3, 7)) == list(range(6))
     v = Sample(image="x", task="vqa", question="q", answer="{box0} {box1}", boxes=s.boxes[:2])
-    assert shuffled_objects(v, 0, 1, 0) is v  # answers refer to boxes by position
+    assert ordered_objects(v, "shuffle", 0, 1, 0) is v  # answers refer to boxes by position
+
+
+def test_object_order_largest_first_and_as_given():
+    sizes = [3, 9, 1, 9, 5]  # two equal areas keep their given order (stable sort)
+    s = Sample(image="x", classes=["a"], boxes=[Box("a", k, 0, k + w, w) for k, w in enumerate(sizes)])
+    got = ordered_objects(s, "largest_first", 0, 4, 2).boxes
+    assert [b.x2 - b.x1 for b in got] == [9, 9, 5, 3, 1] and got[0].x1 == 1 and got[1].x1 == 3
+    assert ordered_objects(s, "largest_first", 0, 5, 2).boxes == got  # the same every epoch
+    assert ordered_objects(s, "as_given", 0, 4, 2) is s
 
 
 # --------------------------------------------------------------------------- bad input, before any step
