@@ -302,6 +302,26 @@ def _match(truths: list[ImageTruth], pred_map: dict, iou_thr: float) -> dict:
             "per_class": per_class, "per_image": per_image}
 
 
+# --- the location prior ---------------------------------------------------------------------
+
+def location_prior(train: Iterable[ImageTruth | tuple], evaluate: Iterable[ImageTruth | tuple], *,
+                   iou_thr: float = IOU_THR) -> dict:
+    """The score of a model that never looks at the image: on every evaluated image, one box per
+    training label at that label's median box (x1, y1, x2, y2 as fractions of the image size) over
+    the training images. Where objects sit in nearly the same place in every frame (a camera
+    behind a kart) this is high, and a fine-tuned model has to beat it to show it sees anything.
+    Returns detection_metrics(...) plus `boxes` {label: [x1, y1, x2, y2] fractions}."""
+    by_label: dict[str, list[list[float]]] = defaultdict(list)
+    for t in _truths(train):
+        for b in t.boxes:
+            by_label[b.label].append([b.x1 / t.width, b.y1 / t.height, b.x2 / t.width, b.y2 / t.height])
+    med = {lab: np.median(np.asarray(v), axis=0).tolist() for lab, v in sorted(by_label.items())}
+    truths = _truths(evaluate)
+    preds = {t.image_id: [Box(lab, f[0] * t.width, f[1] * t.height, f[2] * t.width, f[3] * t.height, score=1.0)
+                          for lab, f in med.items()] for t in truths}
+    return {**detection_metrics(truths, preds, iou_thr=iou_thr), "boxes": med}
+
+
 # --- both --------------------------------------------------------------------------------------
 
 def detection_metrics(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn, *,

@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from worker.metrics import (COCO_STAT_NAMES, ImageTruth, coco_metrics, detection_metrics, iou_matrix,
-                            match_metrics, normalize_answer, vqa_accuracy)
+                            location_prior, match_metrics, normalize_answer, vqa_accuracy)
 from worker.types import Box, Prediction
 
 BACKENDS = ["faster_coco_eval", "pycocotools"]
@@ -282,3 +282,16 @@ def test_vqa_accuracy_overall_and_per_type():
     assert vqa_accuracy([], [])["accuracy"] is None
     with pytest.raises(ValueError):
         vqa_accuracy(["x"], [])
+
+
+def test_location_prior_is_the_median_box_scaled_to_each_image():
+    # train: three 100x100 images with one "a" box each; the median box is (10, 20, 30, 40) / 100
+    train = [ImageTruth(i, 100, 100, [Box("a", x, x + 10, x + 20, x + 30)]) for i, x in enumerate([0, 10, 50])]
+    # evaluate: a 200x100 image whose box is the median box scaled (a hit), and one far away (a miss)
+    ev = [ImageTruth("hit", 200, 100, [Box("a", 20, 20, 60, 40)]),
+          ImageTruth("miss", 100, 100, [Box("a", 70, 70, 90, 90)])]
+    m = location_prior(train, ev)
+    assert m["boxes"] == {"a": [0.1, 0.2, 0.3, 0.4]}
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 1, 1)
+    assert m["mean_iou"] == pytest.approx(1.0)
+    assert m["ap50"] == pytest.approx(0.5, abs=0.02)  # one of two GT found, at the top score
