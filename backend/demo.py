@@ -32,13 +32,15 @@ QA_FAMILIES = ["detection", "counting", "spatial"]
 # location token is still spread over many bins would answer the empty target (eos) everywhere.
 QA_OPTIONS = {"spatial": {"max_pairs": 2, "max_objects": 3}, "detection": {"include_empty": False}}
 
-# The fine-tune (tuned on 2 CPU threads; see the README section of the demo for the numbers).
+# The fine-tune (tuned on 2 CPU threads; the README's demo section has the numbers). The pretrained
+# model already answers with boxes, so the adapters alone suffice (no lm_head copy); boxes are
+# taught in the order the pre-training used (largest first). A higher rate or more steps only
+# pulls the boxes faster towards the train split's usual kart position (the location prior the
+# demo prints next to the table).
 RUN_CONFIG = dict(
     family="paligemma", method="lora", rank=16, alpha=32, dropout=0.0, target_modules="all-linear",
-    # lm_head trains whole: with adapters alone the first location token never beats eos (measured:
-    # 300 steps, lm_head frozen -> every held-out answer empty, AP50 0.000).
-    modules_to_save=["lm_head"], learning_rate=2e-3, max_steps=600, batch_size=8, scheduler="cosine",
-    warmup_ratio=0.05, freeze_vision=False, freeze_projector=False, freeze_language=False, seed=0,
+    learning_rate=5e-4, max_steps=600, batch_size=8, scheduler="cosine", warmup_ratio=0.05,
+    freeze_vision=False, freeze_projector=False, freeze_language=False, seed=0, object_order="largest_first",
     tasks={"detect": 3.0, "vqa": 1.0},
     qa_families=QA_FAMILIES, train_split="train", eval_split="test", max_new_tokens=40, eval_batch_size=16,
     eval_qa_per_image=3,
