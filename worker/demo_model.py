@@ -54,7 +54,7 @@ class Recipe:
     text_layers: int = 2
     vocab: int = 900
     n_images: int = 3000
-    steps: int = 1200
+    steps: int = 2400  # measured: held-out synthetic AP50 0.20 at 1200, 0.29 at 2400 (hidden 256 or 128 px: worse)
     batch_size: int = 16
     lr: float = 2e-3
     aux_weight: float = 1.0  # the dense patch loss (objectness + box) next to the token loss
