@@ -60,7 +60,7 @@ class DemoResult:
     seconds: dict = field(default_factory=dict)
     model_dir: str = ""
     error: str | None = None
-    prior: dict = field(default_factory=dict)  # worker.metrics.location_prior on the evaluated images
+    prior: dict = field(default_factory=dict)  # the run's location prior (worker.runner.location_prior)
 
 
 def _split(session, pid: int, fmt: str, data: Path | None, log) -> tuple[dict, str]:
@@ -164,34 +164,9 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
             r = s.get(Run, run_id)
             metrics = r.metrics or {}
             return DemoResult(pid, run_id, r.status.value, metrics.get("table") or [], metrics, seconds,
-                              str(model_dir), r.error, _prior(s, pid, run_id, config["train_split"]))
+                              str(model_dir), r.error, metrics.get("prior") or {})
     finally:
         engine.dispose()
-
-
-def _prior(session, pid: int, run_id: int, train_split: str) -> dict:
-    """The location prior (worker.metrics.location_prior) of the train split on the images the
-    run evaluated: what a model that ignores the image scores on the same held-out frames."""
-    from backend.models import Box, Image, Label, Prediction
-    from worker.metrics import ImageTruth, location_prior
-    from worker.types import Box as WBox
-
-    evaluated = set(session.scalars(select(Prediction.image_id).where(
-        Prediction.run_id == run_id, Prediction.phase == "before", Prediction.task == "detect")))
-    truths: dict[int, ImageTruth] = {}
-    for iid, w, h, split in session.execute(select(Image.id, Image.width, Image.height, Image.split)
-                                            .where(Image.project_id == pid)):
-        if split == train_split or iid in evaluated:
-            truths[iid] = ImageTruth(iid, w, h, [])
-    for iid, label, x1, y1, x2, y2 in session.execute(
-            select(Box.image_id, Label.name, Box.x1, Box.y1, Box.x2, Box.y2).join(Label, Box.label_id == Label.id)
-            .where(Box.image_id.in_(truths))):
-        truths[iid].boxes.append(WBox(label, x1, y1, x2, y2))
-    train = [t for i, t in truths.items() if i not in evaluated]
-    if not evaluated or not any(t.boxes for t in train):
-        return {}
-    m = location_prior(train, [truths[i] for i in sorted(evaluated)])
-    return {k: m[k] for k in ("ap50", "map", "f1", "mean_iou", "boxes")}
 
 
 KEY_ROWS = ("AP50", "mAP", "AP75", "F1@50", "mean IoU")

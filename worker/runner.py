@@ -268,14 +268,29 @@ class Executor:
                 rows.append((self.run_id, s.image_id, phase, "vqa", None, None, None, None, None, None, p.text,
                              s.qtype, family.prompt(s), ref, p.answer, ok))
         self.metrics[phase] = out
+        if det and "prior" not in self.metrics:
+            self.metrics["prior"] = self.location_prior(truths)
         if "before" in self.metrics or "after" in self.metrics:
-            self.metrics["table"] = table(self.metrics.get("before"), self.metrics.get("after"))
+            self.metrics["table"] = table(self.metrics.get("before"), self.metrics.get("after"),
+                                          self.metrics.get("prior"))
         with self.sm() as s:
             s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id, Prediction.phase == phase))
             bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
             self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} {phase}: {summary(out)}")
             self.write(s, metrics=self.metrics, progress=hi)
         return out
+
+    def location_prior(self, truths: list) -> dict | None:
+        """worker.metrics.location_prior of the train split's boxes on the evaluated images (the
+        score of a model that ignores the image), or None when the train split has no boxes."""
+        from worker.metrics import ImageTruth, location_prior
+
+        train = [ImageTruth(im["id"], im["width"], im["height"], [Box(*b) for b in im["boxes"]])
+                 for im in self.snapshot["images"] if im["split"] == self.cfg.train_split and im["boxes"]]
+        if not train:
+            return None
+        m = location_prior(train, truths)
+        return {k: m[k] for k in ("map", "ap50", "ap75", "precision", "recall", "f1", "mean_iou", "boxes")}
 
     def _load_base(self, device: str):
         from worker.families import get_family
@@ -402,16 +417,17 @@ TABLE_METRICS = [("mAP", "map"), ("AP50", "ap50"), ("AP75", "ap75"), ("precision
                  ("recall@50", "recall"), ("F1@50", "f1"), ("mean IoU", "mean_iou")]
 
 
-def _row(name: str, b: float | None, a: float | None) -> dict:
+def _row(name: str, b: float | None, a: float | None, prior: float | None = None) -> dict:
     delta = a - b if a is not None and b is not None else None
     pct = delta / abs(b) * 100 if delta is not None and b else None
-    return {"metric": name, "pretrained": b, "finetuned": a, "delta": delta, "delta_pct": pct}
+    return {"metric": name, "pretrained": b, "finetuned": a, "delta": delta, "delta_pct": pct, "prior": prior}
 
 
-def table(before: dict | None, after: dict | None) -> list[dict]:
-    """Seed 000's table: metric, pretrained, finetuned, Δ absolute, Δ % (None where undefined)."""
-    b, a = before or {}, after or {}
-    rows = [_row(n, b.get(k), a.get(k)) for n, k in TABLE_METRICS if k in b or k in a]
+def table(before: dict | None, after: dict | None, prior: dict | None = None) -> list[dict]:
+    """Seed 000's table: metric, pretrained, finetuned, Δ absolute, Δ % (None where undefined),
+    plus `prior`: the location prior's value of the detection metrics (None elsewhere)."""
+    b, a, p = before or {}, after or {}, prior or {}
+    rows = [_row(n, b.get(k), a.get(k), p.get(k)) for n, k in TABLE_METRICS if k in b or k in a]
     bv, av = b.get("vqa") or {}, a.get("vqa") or {}
     if bv or av:
         rows.append(_row("VQA accuracy", bv.get("accuracy"), av.get("accuracy")))

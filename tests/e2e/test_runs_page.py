@@ -138,6 +138,10 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
         expect(row).to_have_count(1)
         if r["pretrained"] is not None:
             expect(row.get_by_role("cell").nth(1)).to_have_text(f"{r['pretrained']:.3f}")
+        if r.get("prior") is not None:  # the location prior's column, last
+            expect(row.get_by_role("cell").nth(5)).to_have_text(f"{r['prior']:.3f}")
+    if any(r.get("prior") is not None for r in table):
+        expect(overall.get_by_role("columnheader", name="Location prior")).to_be_visible()
     expect(page.get_by_role("table", name="Per-class AP and IoU")).to_contain_text("kart")
     expect(page.get_by_role("table", name="VQA accuracy per question type")).to_contain_text("counting")
     assert_accessible(page)

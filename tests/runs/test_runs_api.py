@@ -51,6 +51,12 @@ def test_train_run_end_to_end(client, app, project, tiny_paligemma):
         if row["pretrained"] is not None and row["finetuned"] is not None:
             assert row["delta"] == pytest.approx(row["finetuned"] - row["pretrained"])
     assert m["before"]["n_images"] == 1 and m["before"]["vqa"]["n"] >= 1
+    # the location prior: the train split's median kart box on the held-out image, beside the table
+    box = m["prior"]["boxes"]["kart"]
+    assert len(box) == 4 and all(0 <= v <= 1 for v in box) and box[0] < box[2] and box[1] < box[3]
+    rows = {row["metric"]: row for row in m["table"]}
+    assert rows["AP50"]["prior"] == m["prior"]["ap50"] and rows["F1@50"]["prior"] == m["prior"]["f1"]
+    assert rows["VQA accuracy"]["prior"] is None
     # every prediction is stored: detection rows per image (raw text kept) and VQA rows with correctness
     preds = client.get(f"/api/runs/{run['id']}/predictions", params={"phase": "after"}).json()["items"]
     det = [p for p in preds if p["task"] == "detect"]

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fmt, fmtDelta, fmtPct, formatBytes, formatEta, percent, polyline, tableSections, trend } from "./runs";
+import { fmt, fmtDelta, fmtPct, formatBytes, formatEta, hasPrior, percent, polyline, tableSections, trend, versusPrior } from "./runs";
 
 const row = (metric: string, pretrained: number | null, finetuned: number | null, delta: number | null = null, delta_pct: number | null = null) =>
   ({ metric, pretrained, finetuned, delta, delta_pct });
@@ -63,5 +63,21 @@ describe("chart scaling", () => {
   it("a flat series sits in the middle; non-finite points are skipped", () => {
     expect(polyline([1, 2], [3, 3], 10, 10).points).toBe("0.0,5.0 10.0,5.0");
     expect(polyline([1, 2, 3], [1, Number.NaN, 0], 10, 10).points).toBe("0.0,0.0 10.0,10.0");
+  });
+});
+
+describe("location prior", () => {
+  const row = (finetuned: number | null, prior?: number | null) =>
+    ({ metric: "AP50", pretrained: 0, finetuned, delta: null, delta_pct: null, prior });
+  it("is shown only when some row has it", () => {
+    expect(hasPrior([row(0.5), row(0.5, null)])).toBe(false);
+    expect(hasPrior([row(0.5), row(0.5, 0.58)])).toBe(true);
+    expect(hasPrior(undefined)).toBe(false);
+  });
+  it("says where the fine-tuned value stands", () => {
+    expect(versusPrior(row(0.55, 0.58))).toBe("below");
+    expect(versusPrior(row(0.61, 0.58))).toBe("above");
+    expect(versusPrior(row(null, 0.58))).toBe("");
+    expect(versusPrior(row(0.5))).toBe("");
   });
 });

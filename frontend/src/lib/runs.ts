@@ -27,6 +27,16 @@ export function trend(delta: number | null | undefined, eps = 1e-9): "up" | "dow
   return delta > 0 ? "up" : "down";
 }
 
+/** Whether a table has location-prior values (worker/runner.py `location_prior`), and how the
+ *  fine-tuned value stands against the prior: "above" / "below" / "" (no prior or no value). */
+export function hasPrior(rows: TableRow[] = []): boolean {
+  return rows.some((r) => r.prior != null);
+}
+export function versusPrior(r: TableRow): "above" | "below" | "" {
+  if (r.prior == null || r.finetuned == null) return "";
+  return r.finetuned > r.prior ? "above" : "below";
+}
+
 export interface ClassRow { cls: string; ap: TableRow | null; ap50: TableRow | null; iou: TableRow | null }
 export interface Sections { overall: TableRow[]; perClass: ClassRow[]; vqaTypes: (TableRow & { qtype: string })[] }
 
