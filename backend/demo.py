@@ -60,7 +60,11 @@ class DemoResult:
     seconds: dict = field(default_factory=dict)
     model_dir: str = ""
     error: str | None = None
-    prior: dict = field(default_factory=dict)  # the run's location prior (worker.runner.location_prior)
+
+    @property
+    def prior(self) -> dict:
+        """The run's location prior (worker.runner's metrics["prior"]); {} without one."""
+        return self.metrics.get("prior") or {}
 
 
 def _split(session, pid: int, fmt: str, data: Path | None, log) -> tuple[dict, str]:
@@ -164,7 +168,7 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
             r = s.get(Run, run_id)
             metrics = r.metrics or {}
             return DemoResult(pid, run_id, r.status.value, metrics.get("table") or [], metrics, seconds,
-                              str(model_dir), r.error, metrics.get("prior") or {})
+                              str(model_dir), r.error)
     finally:
         engine.dispose()
 

@@ -64,10 +64,17 @@ def bin_center(b: int, size: int) -> float:
     return (b + 0.5) * size / 1024
 
 
+def loc_token(b: int) -> str:
+    return f"<loc{b:04d}>"
+
+
+LOC_TOKENS = [loc_token(b) for b in range(1024)]  # PaliGemma's location tokens, bin order
+
+
 def encode_paligemma(boxes: list[Box], width: int, height: int) -> str:
     parts = []
     for b in boxes:
-        locs = "".join(f"<loc{v:04d}>" for v in (loc_bin(b.y1, height), loc_bin(b.x1, width),
+        locs = "".join(loc_token(v) for v in (loc_bin(b.y1, height), loc_bin(b.x1, width),
                                                  loc_bin(b.y2, height), loc_bin(b.x2, width)))
         parts.append(f"{locs} {b.label}")
     return " ; ".join(parts)

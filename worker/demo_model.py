@@ -129,10 +129,12 @@ def sincos(pos: torch.Tensor, d: int, min_period: float = 64.0, max_period: floa
 def _position_codes(model, tok, r: Recipe) -> None:
     """Location tokens = [code(bin), code(bin)]; patch (row, col) position = [code(x), code(y)] of
     its centre; projector = identity. See the module docstring for why."""
+    from worker.codecs import LOC_TOKENS
+
     half = r.hidden // 2
     emb = model.get_input_embeddings().weight
-    ids = tok.convert_tokens_to_ids([f"<loc{i:04d}>" for i in range(1024)])
-    code = sincos(torch.arange(1024), half)
+    ids = tok.convert_tokens_to_ids(LOC_TOKENS)
+    code = sincos(torch.arange(len(LOC_TOKENS)), half)
     emb[ids] = torch.cat([code, code], 1) * float(emb.std()) * 1.5
     g = r.image_size // r.patch
     centres = (torch.arange(g) + 0.5) / g * 1024
@@ -244,13 +246,13 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print) -> tuple:
     """Full-parameter training (AdamW, warm-up + cosine) of the model in `base` on detection
     samples, with the soft location loss plus the auxiliary patch loss (see the module docstring);
     returns (model, processor, token losses)."""
+    from worker.codecs import LOC_TOKENS
     from worker.families import get_family
 
     family = get_family(FAMILY)
     model, processor = family.load(str(base), dtype=torch.float32)
     model.train()
-    tok = processor.tokenizer
-    loc_ids = torch.tensor(tok.convert_tokens_to_ids([f"<loc{i:04d}>" for i in range(1024)]))
+    loc_ids = torch.tensor(processor.tokenizer.convert_tokens_to_ids(LOC_TOKENS))
     targets = PatchTargets(r.image_size // r.patch)
     head = torch.nn.Linear(r.hidden, 5)  # objectness logit + box; discarded after pre-training
     patches: dict[str, torch.Tensor] = {}
@@ -294,9 +296,11 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print) -> tuple:
 
 
 def detection_curriculum(samples: list[Sample]) -> list[Sample]:
-    """The pre-training set: detection samples of frames with karts, largest kart first."""
-    return [dataclasses.replace(s, boxes=sorted(s.boxes, key=lambda b: -(b.x2 - b.x1) * (b.y2 - b.y1)))
-            for s in samples if s.task == "detect" and s.boxes]
+    """The pre-training set: detection samples of frames with karts, largest kart first (the
+    fine-tune's object_order "largest_first")."""
+    from worker.training import largest_first
+
+    return [dataclasses.replace(s, boxes=largest_first(s.boxes)) for s in samples if s.task == "detect" and s.boxes]
 
 
 def ensure_pretrained(data_dir: str | Path, r: Recipe | None = None, *, log=print) -> Path:

@@ -290,7 +290,7 @@ class Executor:
         if not train:
             return None
         m = location_prior(train, truths)
-        return {k: m[k] for k in ("map", "ap50", "ap75", "precision", "recall", "f1", "mean_iou", "boxes")}
+        return {k: m[k] for k in [key for _, key in TABLE_METRICS] + ["boxes"]}
 
     def _load_base(self, device: str):
         from worker.families import get_family

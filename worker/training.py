@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from worker.train_config import BadConfig, TrainConfig
 from worker.types import (
     BadImage,
+    Box,
     BadTargetModules,
     EmptyDataset,
     QuantizationUnavailable,
@@ -121,6 +122,11 @@ def epoch_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def largest_first(boxes: list[Box]) -> list[Box]:
+    """Boxes by area, biggest first (stable: equal areas keep their order)."""
+    return sorted(boxes, key=lambda b: -(b.x2 - b.x1) * (b.y2 - b.y1))
+
+
 def ordered_objects(sample: Sample, order: str, seed: int, epoch: int, index: int) -> Sample:
     """A detection sample with its boxes in TrainConfig.object_order: "shuffle" (a new order for
     this epoch), "largest_first" (by area, stable) or "as_given". VQA answers refer to boxes by
@@ -128,7 +134,7 @@ def ordered_objects(sample: Sample, order: str, seed: int, epoch: int, index: in
     if sample.task != "detect" or len(sample.boxes) < 2 or order == "as_given":
         return sample
     if order == "largest_first":
-        return dataclasses.replace(sample, boxes=sorted(sample.boxes, key=lambda b: -(b.x2 - b.x1) * (b.y2 - b.y1)))
+        return dataclasses.replace(sample, boxes=largest_first(sample.boxes))
     perm = np.random.default_rng([seed, epoch, index, 7]).permutation(len(sample.boxes))
     return dataclasses.replace(sample, boxes=[sample.boxes[i] for i in perm])
 
