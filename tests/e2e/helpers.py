@@ -57,3 +57,11 @@ def assert_accessible(page) -> None:
     """Every form control has a label and every button / link has a name and is in the tab order."""
     bad = page.evaluate(UNLABELLED_JS)
     assert not bad, f"controls without an accessible name or focus: {bad}"
+
+
+def tab_to(page, target, max_presses: int) -> None:
+    """Press Tab until `target` (a locator) has the focus, at most `max_presses` times."""
+    for _ in range(max_presses):
+        if target.evaluate("el => el === document.activeElement"):
+            break
+        page.keyboard.press("Tab")

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import png
+from tests.e2e.helpers import png, tab_to
 
 
 def test_keyboard_only_path(page, studio):
@@ -27,20 +27,14 @@ def test_keyboard_only_path(page, studio):
     page.goto(f"/projects/{p['id']}")
     link = page.get_by_role("link", name=re.compile("Open k0.png"))
     expect(link).to_be_visible()
-    for _ in range(40):
-        if link.evaluate("el => el === document.activeElement"):
-            break
-        page.keyboard.press("Tab")
+    tab_to(page, link, 40)
     expect(link).to_be_focused()
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/images/{imgs[0]['id']}\b"))
 
     # Select the box from the list with the keyboard, relabel it with digit 2, nudge it.
     item = page.get_by_role("button", name=re.compile(r"kart 10,10"))
-    for _ in range(60):
-        if item.evaluate("el => el === document.activeElement"):
-            break
-        page.keyboard.press("Tab")
+    tab_to(page, item, 60)
     expect(item).to_be_focused()
     page.keyboard.press("Space")
     page.keyboard.press("2")
