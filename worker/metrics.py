@@ -42,6 +42,7 @@ from typing import Literal
 
 import numpy as np
 
+from worker.codecs import norm_label as normalize_label  # the decoders' label matching, the same rule
 from worker.types import Box, Prediction
 
 UNKNOWN = "__unknown__"
@@ -95,8 +96,6 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- inputs ------------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)  # labels repeat: 100k boxes share a handful of names
-def normalize_label(label: str) -> str:
-    return " ".join(str(label).lower().split())
 
 
 def _score(b: Box) -> float:

@@ -172,6 +172,9 @@ def predictions(db: DB, user: CurrentUser, run_id: int, image_id: int | None = N
     return {"items": [_pred_json(p) for p in rows]}
 
 
+ERROR_STAT = {"missed": "fn", "false_box": "fp", "wrong_label": "wrong_label"}  # gallery filter -> per-image stat
+
+
 @router.get("/runs/{run_id}/gallery")
 def gallery(db: DB, user: CurrentUser, run_id: int,
             sort: Literal["most_improved", "most_regressed", "image"] = "most_improved",
@@ -190,20 +193,16 @@ def gallery(db: DB, user: CurrentUser, run_id: int,
     items = []
     for iid in ids:
         b, a = before.get(iid), after.get(iid)
-        last = a or b
-        if error == "missed" and not last["fn"]:
-            continue
-        if error == "false_box" and not last["fp"]:
-            continue
-        if error == "wrong_label" and not last["wrong_label"]:
+        if error is not None and not (a or b)[ERROR_STAT[error]]:
             continue
         change = a["f1"] - b["f1"] if a and b else None
         items.append((iid, b, a, change))
     if label is not None:
-        norm = " ".join(label.lower().split())
+        from worker.codecs import norm_label  # torch-free
+
         with_pred = set(db.scalars(select(Prediction.image_id).where(
             Prediction.run_id == run.id, Prediction.label == label).distinct()))
-        items = [t for t in items if t[0] in with_pred or any(" ".join(str(g[0]).lower().split()) == norm
+        items = [t for t in items if t[0] in with_pred or any(norm_label(g[0]) == norm_label(label)
                                                               for g in ims[t[0]]["boxes"])]
     if sort == "image":
         items.sort(key=lambda t: t[0])

@@ -74,6 +74,13 @@ def test_train_run_end_to_end(client, app, project, tiny_paligemma):
     item = g["items"][0]
     assert item["ground_truth"] and item["before"] is not None and item["after"] is not None
     assert {"tp", "fp", "fn", "wrong_label", "f1"} <= set(item["stats_after"])
+    # the filters: an error type keeps the image iff its after-stats still have that error; a label
+    # matches the ground truth case- and space-insensitively
+    for err, stat in (("missed", "fn"), ("false_box", "fp"), ("wrong_label", "wrong_label")):
+        got = client.get(f"/api/runs/{run['id']}/gallery", params={"error": err}).json()["total"]
+        assert got == (1 if item["stats_after"][stat] else 0), err
+    assert client.get(f"/api/runs/{run['id']}/gallery", params={"label": " KART "}).json()["total"] == 1
+    assert client.get(f"/api/runs/{run['id']}/gallery", params={"label": "no such label"}).json()["total"] == 0
     assert item["change"] == pytest.approx(item["stats_after"]["f1"] - item["stats_before"]["f1"])
     # the adapter: a zip of the run's own folder, size reported
     assert v["adapter_bytes"] > 0
