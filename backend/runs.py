@@ -194,9 +194,9 @@ def check_model(family: str, base_model: str) -> None:
 
 
 # ---------------------------------------------------------------- snapshot
-def _split_ids(session: Session, project_id: int, split: str) -> list[int]:
-    return list(session.scalars(select(Image.id).where(Image.project_id == project_id, Image.split == split)
-                                .order_by(Image.id)))
+def _split_has_images(session: Session, project_id: int, split: str) -> bool:
+    return session.scalar(select(Image.id).where(Image.project_id == project_id, Image.split == split)
+                          .limit(1)) is not None
 
 
 def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_families: list[str] | None) -> Snapshot:
@@ -265,12 +265,12 @@ def create_run(session: Session, settings: Settings, *, project_id: int, user_id
     check_model(cfg.family, cfg.base_model)
     snapshot_id = None
     if kind in ("train", "evaluate"):
-        if not _split_ids(session, project_id, cfg.eval_split):
+        if not _split_has_images(session, project_id, cfg.eval_split):
             raise InvalidInput(f"config.eval_split: the project has no images in the held-out split {cfg.eval_split!r}")
         if kind == "train":
             if cfg.train_split == cfg.eval_split:
                 raise InvalidInput("config.eval_split: must differ from train_split (evaluate on held-out images)")
-            if not _split_ids(session, project_id, cfg.train_split):
+            if not _split_has_images(session, project_id, cfg.train_split):
                 raise InvalidInput(f"config.train_split: the project has no images in split {cfg.train_split!r}")
         if kind == "train" or cfg.adapter_run_id is not None:
             assert_no_leakage(session, project_id, cfg.leak_key)  # 409 naming the groups
@@ -292,14 +292,15 @@ def create_run(session: Session, settings: Settings, *, project_id: int, user_id
         cfg.image_ids = ids
     run = Run(project_id=project_id, kind=RunKind(kind), status=RunStatus.queued, snapshot_id=snapshot_id,
               config=cfg.model_dump(mode="json", exclude_unset=False), created_by_id=user_id,
-              max_attempts=settings.run_max_attempts, log_tail=[_line(f"{kind} run queued")])
+              max_attempts=settings.run_max_attempts, log_tail=[log_line(f"{kind} run queued")])
     session.add(run)
     session.commit()
     enqueue(session, settings, run)
     return run
 
 
-def _line(msg: str) -> str:
+def log_line(msg: str) -> str:
+    """One line of a run's log tail: a UTC timestamp, then the message."""
     return f"{now():%Y-%m-%d %H:%M:%S} {msg}"
 
 
@@ -325,7 +326,7 @@ def cancel_run(session: Session, run: Run) -> Run:
         raise Conflict(f"run {run.id} already ended ({run.status.value}); nothing to cancel")
     res = session.execute(update(Run).where(Run.id == run.id, Run.status == RunStatus.queued).values(
         status=RunStatus.cancelled, ended_at=now(), cancel_requested=True, version=Run.version + 1,
-        log_tail=list(run.log_tail or []) + [_line("cancelled before it started")]))
+        log_tail=list(run.log_tail or []) + [log_line("cancelled before it started")]))
     if res.rowcount == 0:
         res = session.execute(update(Run).where(Run.id == run.id, Run.status == RunStatus.running).values(
             cancel_requested=True, version=Run.version + 1))
@@ -347,7 +348,7 @@ def _requeue_or_fail(session: Session, settings: Settings, run: Run, t: datetime
     if run.attempts < run.max_attempts:
         res = session.execute(update(Run).where(*cond).execution_options(synchronize_session=False).values(
             status=RunStatus.queued, worker_id=None, lease_expires_at=None, version=Run.version + 1,
-            log_tail=tail + [_line(f"worker {run.worker_id} lost (no heartbeat since {when}); re-queued to "
+            log_tail=tail + [log_line(f"worker {run.worker_id} lost (no heartbeat since {when}); re-queued to "
                                    f"resume from the last checkpoint (attempt {run.attempts + 1} of {run.max_attempts})")]))
         session.commit()
         if res.rowcount:
@@ -357,7 +358,7 @@ def _requeue_or_fail(session: Session, settings: Settings, run: Run, t: datetime
     reason = f"worker lost (no heartbeat since {when}) after {run.attempts} attempt(s)"
     res = session.execute(update(Run).where(*cond).execution_options(synchronize_session=False).values(
         status=RunStatus.failed, error=reason, ended_at=t, worker_id=None, version=Run.version + 1,
-        log_tail=tail + [_line(reason)]))
+        log_tail=tail + [log_line(reason)]))
     session.commit()
     return "failed" if res.rowcount else None
 

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from backend.config import Settings, get_settings
 from backend.db import bulk_insert, make_engine, make_sessionmaker
 from backend.models import Label, Prediction, Run, RunKind, RunStatus, Snapshot
-from backend.runs import LOG_TAIL, RunConfig, now, run_dir
+from backend.runs import LOG_TAIL, RunConfig, log_line, now, run_dir
 from backend.storage import ImageStore
 from worker.lease import Lease, LeaseLost, default_worker_id
 from worker.types import Box, Sample
@@ -119,7 +119,7 @@ class Executor:
 
     def say(self, msg: str, **values) -> None:
         log.info("run %s: %s", self.run_id, msg)
-        self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} {msg}")
+        self.tail.append(log_line(msg))
         self.write(**values)
 
     def should_cancel(self) -> bool:
@@ -133,7 +133,7 @@ class Executor:
         return self._cancel
 
     def finish(self, status: RunStatus, msg: str, **values) -> str:
-        self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} {msg}")
+        self.tail.append(log_line(msg))
         self.write(status=status, ended_at=now(), eta_seconds=0 if status == RunStatus.succeeded else None,
                    **values)
         return status.value
@@ -276,7 +276,7 @@ class Executor:
         with self.sm() as s:
             s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id, Prediction.phase == phase))
             bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
-            self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} {phase}: {summary(out)}")
+            self.tail.append(log_line(f"{phase}: {summary(out)}"))
             self.write(s, metrics=self.metrics, progress=hi)
         return out
 
@@ -399,7 +399,7 @@ class Executor:
         with self.sm() as s:
             s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id))
             bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
-            self.tail.append(f"{now():%Y-%m-%d %H:%M:%S} predict: {n_boxes} boxes on {len(preds)} images")
+            self.tail.append(log_line(f"predict: {n_boxes} boxes on {len(preds)} images"))
             self.write(s, metrics={"n_images": len(preds), "n_boxes": n_boxes})
         return self.finish(RunStatus.succeeded, "succeeded", progress=1.0, phase="done")
 
@@ -474,6 +474,6 @@ def merge_run(run_id: int, settings: Settings | None = None) -> str:
         tail = list(s.get(Run, run_id).log_tail or [])[-LOG_TAIL + 1:]
         s.execute(update(Run).where(Run.id == run_id).values(
             merged_path=str(out), version=Run.version + 1,
-            log_tail=tail + [f"{now():%Y-%m-%d %H:%M:%S} merged the adapter into the base: {out}"]))
+            log_tail=tail + [log_line(f"merged the adapter into the base: {out}")]))
         s.commit()
     return str(out)
