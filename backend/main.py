@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from backend.api.guard import RequestGuard
 from backend.config import Settings, get_settings
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import StudioError
@@ -45,10 +46,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router, prefix="/api")
+    app.add_middleware(RequestGuard)
+    document_errors(app)
 
     if FRONTEND_DIST.is_dir():
         mount_frontend(app, FRONTEND_DIST)
     return app
+
+
+# Every /api operation may answer these (auth, roles, hidden rows, conflicts, caps, validation).
+ERRORS = {400: "Malformed request", 401: "Missing or invalid API token", 403: "The caller's role is too low",
+          404: "Not found (or not visible to the caller)", 409: "Conflict with the current state",
+          413: "Over a size cap", 422: "Invalid input: `detail` names the field"}
+_DETAIL = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}],
+           "title": "Detail"}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare the error answers in the OpenAPI schema: `detail` is a message, or (422 from request
+    validation) a list of {loc, msg, type}; a 409 on a box also carries `current`."""
+    base = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = base()
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        comps["Error"] = {"type": "object", "title": "Error", "required": ["detail"], "properties": {"detail": _DETAIL}}
+        if "HTTPValidationError" in comps:
+            comps["HTTPValidationError"]["properties"]["detail"] = _DETAIL
+        ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for path, ops in schema.get("paths", {}).items():
+            if path == "/api/health":
+                continue
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                for code, text in ERRORS.items():
+                    entry = responses.setdefault(str(code), {"description": text})
+                    if code != 422:
+                        entry.setdefault("content", ref)
+        return schema
+
+    app.openapi = openapi
 
 
 def mount_frontend(app: FastAPI, dist: Path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import datetime, timezone
 
 from sqlalchemy import (
@@ -18,7 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 
 def utcnow() -> datetime:
@@ -106,15 +107,30 @@ class Membership(Base):
     user: Mapped[User] = relationship()
 
 
+def label_key(name: str) -> str:
+    """A label name as compared for uniqueness: Unicode-normalised, case-folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
 class Label(Base):
     __tablename__ = "labels"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name"),
+                      UniqueConstraint("project_id", "name_key", name="uq_labels_project_name_key"))
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # label_key(name), unique per project in the database ("Kart" and "kart" are one label, even when
+    # created concurrently). Core inserts get it from the default, ORM writes from _key below.
+    name_key: Mapped[str] = mapped_column(
+        String(400), default=lambda ctx: label_key(ctx.get_current_parameters()["name"]))
     color: Mapped[str] = mapped_column(String(16), default="#e6194b")
     hotkey: Mapped[str | None] = mapped_column(String(8), nullable=True)
     project: Mapped[Project] = relationship(back_populates="labels")
+
+    @validates("name")
+    def _key(self, _field: str, name: str) -> str:
+        self.name_key = label_key(name)
+        return name
 
 
 class Image(Base):

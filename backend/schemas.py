@@ -4,12 +4,29 @@ Requests forbid unknown fields, so a typo in a field name is a 422 naming it rat
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from backend.models import BoxSource, ImageStatus, Role
+
+
+# Integer columns are 32-bit on PostgreSQL (and SQLite overflows past 64 bits): an id outside that
+# range cannot name a row, so it is a 422 at the edge, never a driver error. One type for path,
+# query and body ids alike.
+INT32_MAX = 2**31 - 1
+Id = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Version = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Offset = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+
+def _utc(d: datetime) -> datetime:
+    return d if d.tzinfo is not None else d.replace(tzinfo=timezone.utc)
+
+
+# SQLite hands back naive datetimes (stored in UTC); say so, so every timestamp is an RFC 3339 date-time.
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class _In(BaseModel):
@@ -34,7 +51,7 @@ class UserOut(_Out):
     id: int
     username: str
     is_admin: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class TokenCreate(_In):
@@ -45,8 +62,8 @@ class TokenOut(_Out):
     id: int
     name: str
     prefix: str
-    created_at: datetime
-    last_used_at: datetime | None = None
+    created_at: UtcDateTime
+    last_used_at: UtcDateTime | None = None
 
 
 class TokenIssued(TokenOut):
@@ -104,7 +121,7 @@ class ProjectOut(_Out):
     name: str
     description: str
     task_kinds: list[str]
-    created_at: datetime
+    created_at: UtcDateTime
     role: Role | None = Field(None, description="The caller's role in the project.")
 
 
@@ -115,7 +132,7 @@ class ProjectDetail(ProjectOut):
 
 
 class MemberAdd(_In):
-    user_id: int | None = None
+    user_id: Id | None = None
     username: Username | None = None
     role: Role
 
@@ -141,7 +158,7 @@ Coord = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class BoxCreate(_In):
-    label_id: int
+    label_id: Id
     x1: Coord
     y1: Coord
     x2: Coord
@@ -149,8 +166,8 @@ class BoxCreate(_In):
 
 
 class BoxPatch(_In):
-    version: int = Field(description="The version the client read; a stale one gets 409.")
-    label_id: int | None = None
+    version: Version = Field(description="The version the client read; a stale one gets 409.")
+    label_id: Id | None = None
     x1: Coord | None = None
     y1: Coord | None = None
     x2: Coord | None = None
@@ -173,7 +190,7 @@ class BoxOut(BoxCompact):
     attributes: dict
     version: int
     updated_by_id: int | None
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 # ---------------------------------------------------------------- images
@@ -211,8 +228,8 @@ class ImageDetail(_Out):
     meta: dict
     reviewed_by_id: int | None
     reviewed_by: str | None = None
-    reviewed_at: datetime | None
-    created_at: datetime
+    reviewed_at: UtcDateTime | None
+    created_at: UtcDateTime
     boxes: list[BoxOut]
 
 
@@ -227,7 +244,7 @@ class StatusIn(_In):
 
 
 class BulkImagePatch(_In):
-    ids: Annotated[list[int], Field(min_length=1, max_length=5000)]
+    ids: Annotated[list[Id], Field(min_length=1, max_length=5000)]
     status: ImageStatus | None = None
     split: Split | None = None
 
@@ -298,7 +315,7 @@ class QAPatch(_In):
 
 
 class QAReviewIn(_In):
-    ids: Annotated[list[int], Field(min_length=1, max_length=5000)]
+    ids: Annotated[list[Id], Field(min_length=1, max_length=5000)]
     reviewed: bool
 
 
@@ -338,7 +355,7 @@ class RunCreate(_In):
 
 
 class AcceptIn(_In):
-    image_ids: list[int] = Field(min_length=1, max_length=100_000)
+    image_ids: list[Id] = Field(min_length=1, max_length=100_000)
     min_score: float = Field(0.0, ge=0.0, le=1.0)
 
 

@@ -10,11 +10,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, require_member
+from backend.api.deps import Id, DB, CurrentUser, require_member
 from backend.api.images import get_image
 from backend.errors import InvalidInput
 from backend.models import Box, BoxSource, Image, Label, Role, User
-from backend.schemas import BoxCreate, BoxOut, BoxPatch
+from backend.schemas import INT32_MAX, BoxCreate, BoxOut, BoxPatch
 
 router = APIRouter(tags=["boxes"])
 
@@ -63,7 +63,7 @@ _STALE = {409: {"description": "Stale version: `detail` and the `current` box."}
 
 
 @router.post("/images/{image_id}/boxes", response_model=BoxOut, status_code=status.HTTP_201_CREATED)
-def create_box(db: DB, user: CurrentUser, image_id: int, body: BoxCreate) -> Box:
+def create_box(db: DB, user: CurrentUser, image_id: Id, body: BoxCreate) -> Box:
     image = get_image(db, user, image_id, Role.annotator)
     _check_label(db, image, body.label_id)
     check_coords(image, body.x1, body.y1, body.x2, body.y2)
@@ -76,12 +76,12 @@ def create_box(db: DB, user: CurrentUser, image_id: int, body: BoxCreate) -> Box
 
 
 @router.get("/boxes/{box_id}", response_model=BoxOut)
-def read_box(db: DB, user: CurrentUser, box_id: int) -> Box:
+def read_box(db: DB, user: CurrentUser, box_id: Id) -> Box:
     return _box(db, user, box_id, Role.viewer)[0]
 
 
 @router.patch("/boxes/{box_id}", response_model=BoxOut, responses=_STALE)
-def patch_box(db: DB, user: CurrentUser, box_id: int, body: BoxPatch):
+def patch_box(db: DB, user: CurrentUser, box_id: Id, body: BoxPatch):
     box, image = _box(db, user, box_id, Role.annotator)
     if box.version != body.version:
         return _stale(db, box_id, body.version)
@@ -106,8 +106,8 @@ def patch_box(db: DB, user: CurrentUser, box_id: int, body: BoxPatch):
 
 
 @router.delete("/boxes/{box_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_STALE)
-def delete_box(db: DB, user: CurrentUser, box_id: int,
-               version: Annotated[int, Query(description="the version the client read")]):
+def delete_box(db: DB, user: CurrentUser, box_id: Id,
+               version: Annotated[int, Query(ge=0, le=INT32_MAX, description="the version the client read")]):
     _box(db, user, box_id, Role.annotator)
     res = db.execute(delete(Box).where(Box.id == box_id, Box.version == version)
                      .execution_options(synchronize_session=False))

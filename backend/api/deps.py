@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from backend.auth import user_for_token
 from backend.config import Settings
 from backend.db import session_scope
 from backend.models import ROLE_RANK, Membership, Project, Role, User
+from backend.schemas import Id, Offset, Version  # noqa: F401  (re-exported for the routers)
 from backend.storage import ImageStore
 
 _bearer = HTTPBearer(auto_error=False)
@@ -94,3 +95,12 @@ def project_row(db: Session, user: User, model, row_id: int, what: str, need: Ro
         raise HTTPException(404, f"{what} {row_id} not found")
     require_member(db, user, row.project_id, need, f"{what} {row_id} not found")
     return row
+
+
+def serialise(db: Session, purpose: str, project_id: int) -> None:
+    """Hold a lock for `purpose` on the project until this transaction ends, so two requests doing
+    the same read-modify-write (QA regeneration) run one after the other. PostgreSQL: a
+    transaction-scoped advisory lock (blocks no other writer of the project). SQLite: its single
+    writer lock already orders them, and the driver begins the transaction only at the first write."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:p), :k)"), {"p": purpose, "k": project_id})

@@ -13,7 +13,8 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, SettingsDep, Store, get_project, project_row
+from backend.api.disposition import content_disposition
+from backend.api.deps import Id, DB, CurrentUser, SettingsDep, Store, get_project, project_row
 from backend.errors import InvalidInput, StudioError, TooLarge
 from backend.models import Box, Image, ImageStatus, Label, Role, User
 from backend.schemas import (
@@ -80,16 +81,16 @@ def _collect(files: list[UploadFile], settings) -> tuple[list[tuple[str, bytes]]
             raise InvalidInput("an uploaded file has no file name")
         if raw_name.lower().endswith(".zip"):
             data = _read_capped(f, settings.max_archive_bytes)
-            try:
+            not_images: list[str] = []
+            try:  # members that are not images are never inflated
                 members = read_zip(data, max_members=settings.max_archive_members,
-                                   max_total_bytes=settings.max_archive_bytes)
+                                   max_total_bytes=settings.max_archive_bytes,
+                                   max_member_bytes=settings.max_upload_bytes, skipped=not_images,
+                                   keep=lambda n: posixpath.splitext(n)[1].lower() in IMAGE_SUFFIXES)
             except StudioError as e:
                 raise type(e)(f"{raw_name}: {e.message}") from None
-            for name, blob in sorted(members.items()):
-                if posixpath.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                    out.append((name, blob))
-                else:
-                    skipped.append(f"{raw_name}:{name}")
+            out += sorted(members.items())
+            skipped += [f"{raw_name}:{name}" for name in sorted(not_images)]
         else:
             try:
                 name = safe_member_name(raw_name)
@@ -100,7 +101,7 @@ def _collect(files: list[UploadFile], settings) -> tuple[list[tuple[str, bytes]]
 
 
 @router.post("/projects/{project_id}/images", response_model=UploadResult, status_code=status.HTTP_201_CREATED)
-def upload_images(db: DB, user: CurrentUser, store: Store, settings: SettingsDep, project_id: int,
+def upload_images(db: DB, user: CurrentUser, store: Store, settings: SettingsDep, project_id: Id,
                   files: list[UploadFile]) -> UploadResult:
     """Upload images (multipart field `files`, repeated) and/or zips of images. All or nothing:
     every file is checked before any is stored, and a failed database write removes the new files."""
@@ -181,7 +182,7 @@ def _like_escape(s: str) -> str:
 
 @router.get("/projects/{project_id}/images", response_model=ImagePage)
 def list_images(
-    db: DB, user: CurrentUser, project_id: int,
+    db: DB, user: CurrentUser, project_id: Id,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     status: ImageStatus | None = None,
@@ -257,7 +258,7 @@ def _detail(db: Session, image: Image) -> ImageDetail:
 
 
 @router.get("/images/{image_id}", response_model=ImageDetail)
-def read_image(db: DB, user: CurrentUser, image_id: int) -> ImageDetail:
+def read_image(db: DB, user: CurrentUser, image_id: Id) -> ImageDetail:
     return _detail(db, get_image(db, user, image_id))
 
 
@@ -266,18 +267,18 @@ _CACHE = {"Cache-Control": "private, max-age=86400"}
 
 
 @router.get("/images/{image_id}/file", response_class=FileResponse)
-def image_file(db: DB, user: CurrentUser, store: Store, image_id: int) -> FileResponse:
+def image_file(db: DB, user: CurrentUser, store: Store, image_id: Id) -> FileResponse:
     image = get_image(db, user, image_id)
     path = store.path(image.sha256, image.ext)
     if not path.exists():
         raise HTTPException(404, f"image {image_id}: its file is missing from the store")
     return FileResponse(path, media_type=MEDIA_TYPES.get(image.ext, "application/octet-stream"),
-                        filename=posixpath.basename(image.file_name), content_disposition_type="inline",
-                        headers=_CACHE)
+                        headers={**_CACHE, "Content-Disposition": content_disposition(
+                            posixpath.basename(image.file_name), "inline")})
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=FileResponse)
-def image_thumbnail(db: DB, user: CurrentUser, store: Store, image_id: int) -> FileResponse:
+def image_thumbnail(db: DB, user: CurrentUser, store: Store, image_id: Id) -> FileResponse:
     image = get_image(db, user, image_id)
     if not store.path(image.sha256, image.ext).exists():
         raise HTTPException(404, f"image {image_id}: its file is missing from the store")
@@ -285,7 +286,7 @@ def image_thumbnail(db: DB, user: CurrentUser, store: Store, image_id: int) -> F
 
 
 @router.patch("/images/{image_id}", response_model=ImageDetail)
-def patch_image(db: DB, user: CurrentUser, image_id: int, body: ImagePatch) -> ImageDetail:
+def patch_image(db: DB, user: CurrentUser, image_id: Id, body: ImagePatch) -> ImageDetail:
     """`split` (null clears it) and `meta` (replaced whole); fields left out are left alone."""
     image = get_image(db, user, image_id, Role.annotator)
     if "split" in body.model_fields_set:
@@ -299,7 +300,7 @@ def patch_image(db: DB, user: CurrentUser, image_id: int, body: ImagePatch) -> I
 
 
 @router.delete("/images/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_image(db: DB, user: CurrentUser, store: Store, image_id: int) -> None:
+def delete_image(db: DB, user: CurrentUser, store: Store, image_id: Id) -> None:
     image = get_image(db, user, image_id, Role.admin)
     files = [(image.sha256, image.ext)]
     db.delete(image)
@@ -316,7 +317,7 @@ def _check_transition(image_id: int, old: ImageStatus, new: ImageStatus) -> None
 
 
 @router.post("/images/{image_id}/status", response_model=ImageDetail)
-def set_status(db: DB, user: CurrentUser, image_id: int, body: StatusIn) -> ImageDetail:
+def set_status(db: DB, user: CurrentUser, image_id: Id, body: StatusIn) -> ImageDetail:
     image = get_image(db, user, image_id, Role.annotator)
     old = image.status
     _check_transition(image_id, old, body.status)
@@ -333,7 +334,7 @@ def set_status(db: DB, user: CurrentUser, image_id: int, body: StatusIn) -> Imag
 
 
 @router.patch("/projects/{project_id}/images", response_model=BulkResult)
-def bulk_patch(db: DB, user: CurrentUser, project_id: int, body: BulkImagePatch) -> BulkResult:
+def bulk_patch(db: DB, user: CurrentUser, project_id: Id, body: BulkImagePatch) -> BulkResult:
     """Set the status and/or split of many images at once; all of them or none."""
     get_project(db, user, project_id, Role.annotator)
     fields = body.model_fields_set - {"ids"}

@@ -9,7 +9,8 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from backend.api.deps import DB, CurrentUser, SettingsDep, Store, get_project
+from backend.api.disposition import content_disposition
+from backend.api.deps import Id, DB, CurrentUser, SettingsDep, Store, get_project
 from backend.errors import TooLarge
 from backend.exporter import export_zip
 from backend.formats import get_format
@@ -21,7 +22,7 @@ router = APIRouter(tags=["imports"])
 
 @router.post("/projects/{project_id}/imports")
 def create_import(
-    project_id: int,
+    project_id: Id,
     db: DB,
     user: CurrentUser,
     store: Store,
@@ -44,7 +45,7 @@ def create_import(
 
 @router.get("/projects/{project_id}/export")
 def export_project(
-    project_id: int,
+    project_id: Id,
     db: DB,
     user: CurrentUser,
     store: Store,
@@ -62,5 +63,5 @@ def export_project(
         os.unlink(tmp)
         raise
     name = f"project-{project.id}-{format}{'-' + split if split else ''}.zip"
-    return FileResponse(tmp, media_type="application/zip", filename=name,
+    return FileResponse(tmp, media_type="application/zip", headers={"Content-Disposition": content_disposition(name)},
                         background=BackgroundTask(os.unlink, tmp))

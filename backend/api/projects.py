@@ -4,9 +4,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import func, select
 
-from backend.api.deps import DB, CurrentUser, Store, get_project, project_role
+from backend.api.deps import Id, DB, CurrentUser, Store, get_project, project_role
 from backend.api.images import drop_unreferenced
-from backend.api.labels import check_label_unique
+from backend.api.labels import check_label_unique, flush_label
 from backend.models import Image, ImageStatus, Label, Membership, Project, Role, User
 from backend.schemas import (
     LabelCreate,
@@ -49,8 +49,7 @@ def add_label(db: DB, project: Project, body: LabelCreate) -> Label:
     check_label_unique(db, project.id, body.name, body.hotkey)
     label = Label(project_id=project.id, name=body.name, color=body.color, hotkey=body.hotkey)
     db.add(label)
-    db.flush()
-    return label
+    return flush_label(db, label)
 
 
 @router.get("/projects", response_model=list[ProjectOut])
@@ -68,13 +67,13 @@ def list_projects(db: DB, user: CurrentUser) -> list[ProjectOut]:
 
 
 @router.get("/projects/{project_id}", response_model=ProjectDetail)
-def read_project(db: DB, user: CurrentUser, project_id: int) -> ProjectDetail:
+def read_project(db: DB, user: CurrentUser, project_id: Id) -> ProjectDetail:
     project = get_project(db, user, project_id)
     return _detail(db, project, project_role(db, user, project_id))
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectDetail)
-def patch_project(db: DB, user: CurrentUser, project_id: int, body: ProjectPatch) -> ProjectDetail:
+def patch_project(db: DB, user: CurrentUser, project_id: Id, body: ProjectPatch) -> ProjectDetail:
     project = get_project(db, user, project_id, Role.admin)
     for field in body.model_fields_set:
         value = getattr(body, field)
@@ -86,7 +85,7 @@ def patch_project(db: DB, user: CurrentUser, project_id: int, body: ProjectPatch
 
 
 @router.delete("/projects/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_project(db: DB, store: Store, user: CurrentUser, project_id: int) -> None:
+def delete_project(db: DB, store: Store, user: CurrentUser, project_id: Id) -> None:
     project = get_project(db, user, project_id, Role.admin)
     files = db.execute(select(Image.sha256, Image.ext).where(Image.project_id == project_id).distinct()).all()
     db.delete(project)
@@ -115,13 +114,13 @@ def _guard_last_admin(db: DB, project_id: int, user_id: int) -> None:
 
 
 @router.get("/projects/{project_id}/members", response_model=list[MemberOut])
-def list_members(db: DB, user: CurrentUser, project_id: int) -> list[MemberOut]:
+def list_members(db: DB, user: CurrentUser, project_id: Id) -> list[MemberOut]:
     get_project(db, user, project_id, Role.admin)
     return _members(db, project_id)
 
 
 @router.post("/projects/{project_id}/members", response_model=MemberOut)
-def add_member(db: DB, user: CurrentUser, project_id: int, body: MemberAdd) -> MemberOut:
+def add_member(db: DB, user: CurrentUser, project_id: Id, body: MemberAdd) -> MemberOut:
     """Add a user (by id or username) with a role, or change the role of an existing member."""
     get_project(db, user, project_id, Role.admin)
     if (body.user_id is None) == (body.username is None):
@@ -134,7 +133,7 @@ def add_member(db: DB, user: CurrentUser, project_id: int, body: MemberAdd) -> M
 
 
 @router.patch("/projects/{project_id}/members/{user_id}", response_model=MemberOut)
-def change_member(db: DB, user: CurrentUser, project_id: int, user_id: int, body: MemberPatch) -> MemberOut:
+def change_member(db: DB, user: CurrentUser, project_id: Id, user_id: Id, body: MemberPatch) -> MemberOut:
     get_project(db, user, project_id, Role.admin)
     target = db.get(User, user_id)
     m = _membership(db, project_id, user_id)
@@ -160,7 +159,7 @@ def _set_role(db: DB, project_id: int, target: User, role: Role) -> MemberOut:
 
 
 @router.delete("/projects/{project_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(db: DB, user: CurrentUser, project_id: int, user_id: int) -> None:
+def remove_member(db: DB, user: CurrentUser, project_id: Id, user_id: Id) -> None:
     get_project(db, user, project_id, Role.admin)
     m = _membership(db, project_id, user_id)
     if m is None:

@@ -10,9 +10,11 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, get_project, project_row
+from backend.api.disposition import content_disposition
+from backend.api.deps import Id, DB, CurrentUser, get_project, project_row, serialise
 from backend.models import Image, QAPair, QASource, Role, User
-from backend.qa import store
+from backend.errors import InvalidInput
+from backend.qa import FAMILIES, store
 from backend.qa.base import render
 from backend.schemas import BulkResult, QAGenerateIn, QAGenerateOut, QAItemOut, QAPage, QAPatch, QAReviewIn
 
@@ -41,9 +43,10 @@ def _get_pair(db: Session, user: User, qa_id: int, need: Role) -> QAPair:
 
 
 @router.post("/projects/{project_id}/qa/generate", response_model=QAGenerateOut)
-def generate(db: DB, user: CurrentUser, project_id: int, body: QAGenerateIn) -> QAGenerateOut:
+def generate(db: DB, user: CurrentUser, project_id: Id, body: QAGenerateIn) -> QAGenerateOut:
     """Replace the generated (unreviewed, unedited) pairs of these families, in one transaction."""
     get_project(db, user, project_id, Role.annotator)
+    serialise(db, "qa.generate", project_id)  # concurrent regenerations would each insert a full set
     res = store.generate(db, project_id, body.families, seed=body.seed, per_image_cap=body.per_image_cap,
                          negatives_ratio=body.negatives_ratio, options=body.options)
     return QAGenerateOut(**res)
@@ -51,10 +54,10 @@ def generate(db: DB, user: CurrentUser, project_id: int, body: QAGenerateIn) -> 
 
 @router.get("/projects/{project_id}/qa", response_model=QAPage)
 def list_pairs(
-    db: DB, user: CurrentUser, project_id: int,
+    db: DB, user: CurrentUser, project_id: Id,
     family: Annotated[str | None, Query(max_length=32)] = None,
     split: Annotated[str | None, Query(max_length=32, description="a split name, or 'unassigned'")] = None,
-    image_id: int | None = None,
+    image_id: Id | None = None,
     q: Annotated[str | None, Query(max_length=512, description="substring of the question or answer")] = None,
     reviewed: bool | None = None,
     source: QASource | None = None,
@@ -89,7 +92,7 @@ def list_pairs(
 
 
 @router.patch("/qa/{qa_id}", response_model=QAItemOut)
-def patch_pair(db: DB, user: CurrentUser, qa_id: int, body: QAPatch) -> QAItemOut:
+def patch_pair(db: DB, user: CurrentUser, qa_id: Id, body: QAPatch) -> QAItemOut:
     """Editing the question or answer makes the pair "human" (regeneration keeps it)."""
     pair = _get_pair(db, user, qa_id, Role.annotator)
     fields = body.model_fields_set
@@ -113,12 +116,12 @@ def patch_pair(db: DB, user: CurrentUser, qa_id: int, body: QAPatch) -> QAItemOu
 
 
 @router.delete("/qa/{qa_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_pair(db: DB, user: CurrentUser, qa_id: int) -> None:
+def delete_pair(db: DB, user: CurrentUser, qa_id: Id) -> None:
     db.delete(_get_pair(db, user, qa_id, Role.annotator))
 
 
 @router.post("/projects/{project_id}/qa/review", response_model=BulkResult)
-def review(db: DB, user: CurrentUser, project_id: int, body: QAReviewIn) -> BulkResult:
+def review(db: DB, user: CurrentUser, project_id: Id, body: QAReviewIn) -> BulkResult:
     """Mark many pairs reviewed (or not); all of them or none."""
     get_project(db, user, project_id, Role.annotator)
     ids = sorted(set(body.ids))
@@ -138,11 +141,13 @@ def review(db: DB, user: CurrentUser, project_id: int, body: QAReviewIn) -> Bulk
 
 
 @router.get("/projects/{project_id}/qa/export")
-def export(db: DB, user: CurrentUser, request: Request, project_id: int,
+def export(db: DB, user: CurrentUser, request: Request, project_id: Id,
            family: Annotated[str | None, Query(max_length=32)] = None,
            split: Annotated[str | None, Query(max_length=32)] = None) -> StreamingResponse:
     """JSONL, one pair per line: file_name, sha256, split, family, template_id, question, answer, params."""
     get_project(db, user, project_id)
+    if family and family not in FAMILIES:  # the download name is built from validated values only
+        raise InvalidInput(f"family: unknown family {family!r} (known: {', '.join(FAMILIES)})")
     factory = request.app.state.sessionmaker
 
     def lines():
@@ -153,4 +158,4 @@ def export(db: DB, user: CurrentUser, request: Request, project_id: int,
 
     name = f"qa_project{project_id}{'_' + family if family else ''}{'_' + split if split else ''}.jsonl"
     return StreamingResponse(lines(), media_type="application/x-ndjson",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                             headers={"Content-Disposition": content_disposition(name)})

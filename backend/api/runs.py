@@ -16,7 +16,8 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, SettingsDep, get_project, project_row
+from backend.api.disposition import content_disposition
+from backend.api.deps import Id, DB, CurrentUser, SettingsDep, get_project, project_row
 from backend.errors import Conflict, InvalidInput
 from backend.models import (
     FINISHED,
@@ -34,7 +35,7 @@ from backend.models import (
     User,
 )
 from backend.runs import cancel_run, create_run, list_runs, reap_run, run_dir, run_view
-from backend.schemas import AcceptIn, AcceptOut, RunCreate
+from backend.schemas import INT32_MAX, AcceptIn, AcceptOut, RunCreate
 
 router = APIRouter(tags=["runs"])
 
@@ -44,7 +45,7 @@ def run_for(db: Session, user: User, run_id: int, need: Role = Role.viewer) -> R
 
 
 @router.post("/projects/{project_id}/runs", status_code=status.HTTP_201_CREATED)
-def launch(db: DB, user: CurrentUser, settings: SettingsDep, project_id: int, body: RunCreate) -> dict:
+def launch(db: DB, user: CurrentUser, settings: SettingsDep, project_id: Id, body: RunCreate) -> dict:
     """Validate the config (422 naming the field; 409 for a leaking split), freeze the dataset
     snapshot, queue the run on the gpu queue."""
     get_project(db, user, project_id, Role.annotator)
@@ -53,14 +54,14 @@ def launch(db: DB, user: CurrentUser, settings: SettingsDep, project_id: int, bo
 
 
 @router.get("/projects/{project_id}/runs")
-def runs_of_project(db: DB, user: CurrentUser, project_id: int, offset: int = Query(0, ge=0),
+def runs_of_project(db: DB, user: CurrentUser, project_id: Id, offset: int = Query(0, ge=0, le=INT32_MAX),
                     limit: int = Query(100, ge=1, le=1000)) -> dict:
     get_project(db, user, project_id)
     return list_runs(db, project_id, limit, offset)
 
 
 @router.get("/runs/{run_id}")
-def run_detail(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> dict:
+def run_detail(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> dict:
     run = run_for(db, user, run_id)
     reap_run(db, settings, run)  # a run whose worker died is re-queued / failed, never 'running' forever
     return run_view(run)
@@ -74,7 +75,7 @@ def _view_now(sm, settings, run_id: int) -> dict:
 
 
 @router.get("/runs/{run_id}/events")
-async def run_events(request: Request, db: DB, user: CurrentUser, settings: SettingsDep, run_id: int):
+async def run_events(request: Request, db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id):
     """Server-sent events: one `run` event (the GET /runs/{id} JSON) per change, then `end`."""
     await run_in_threadpool(run_for, db, user, run_id)
     sm = request.app.state.sessionmaker
@@ -102,7 +103,7 @@ async def run_events(request: Request, db: DB, user: CurrentUser, settings: Sett
 
 
 @router.post("/runs/{run_id}/cancel")
-def cancel(db: DB, user: CurrentUser, run_id: int) -> dict:
+def cancel(db: DB, user: CurrentUser, run_id: Id) -> dict:
     """A queued run ends now; a running one stops at its next step. 409 if it already ended."""
     return run_view(cancel_run(db, run_for(db, user, run_id, Role.annotator)))
 
@@ -114,7 +115,7 @@ def _adapter_dir(run: Run) -> Path:
 
 
 @router.get("/runs/{run_id}/adapter", response_class=FileResponse)
-def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> FileResponse:
+def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> FileResponse:
     """The adapter folder as a zip (built once, next to the run's outputs)."""
     run = run_for(db, user, run_id)
     src = _adapter_dir(run)
@@ -128,12 +129,13 @@ def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -
                 if f.is_file():
                     z.write(f, f.relative_to(src).as_posix())
         tmp.replace(out)
-    return FileResponse(out, media_type="application/zip", filename=f"run-{run.id}-adapter.zip",
-                        headers={"X-Adapter-Bytes": str(run.adapter_bytes or 0)})
+    return FileResponse(out, media_type="application/zip",
+                        headers={"X-Adapter-Bytes": str(run.adapter_bytes or 0),
+                                 "Content-Disposition": content_disposition(f"run-{run.id}-adapter.zip")})
 
 
 @router.post("/runs/{run_id}/merge", status_code=status.HTTP_202_ACCEPTED)
-def merge(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> dict:
+def merge(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> dict:
     """Queue the merge of the adapter into the base (a gpu-queue task; the merged model is written
     to the run's folder and `merged` turns true on the run)."""
     from worker.celery_app import producer
@@ -156,10 +158,10 @@ def _pred_json(p: Prediction) -> dict:
 
 
 @router.get("/runs/{run_id}/predictions")
-def predictions(db: DB, user: CurrentUser, run_id: int, image_id: int | None = None,
+def predictions(db: DB, user: CurrentUser, run_id: Id, image_id: Id | None = None,
                 phase: Literal["before", "after", "predict"] | None = None,
                 task: Literal["detect", "vqa"] | None = None,
-                offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10_000)) -> dict:
+                offset: int = Query(0, ge=0, le=INT32_MAX), limit: int = Query(1000, ge=1, le=10_000)) -> dict:
     run_for(db, user, run_id)
     q = select(Prediction).where(Prediction.run_id == run_id)
     if image_id is not None:
@@ -176,10 +178,10 @@ ERROR_STAT = {"missed": "fn", "false_box": "fp", "wrong_label": "wrong_label"}  
 
 
 @router.get("/runs/{run_id}/gallery")
-def gallery(db: DB, user: CurrentUser, run_id: int,
+def gallery(db: DB, user: CurrentUser, run_id: Id,
             sort: Literal["most_improved", "most_regressed", "image"] = "most_improved",
             label: str | None = None, error: Literal["missed", "false_box", "wrong_label"] | None = None,
-            offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict:
+            offset: int = Query(0, ge=0, le=INT32_MAX), limit: int = Query(50, ge=1, le=500)) -> dict:
     """Per held-out image: ground truth, before and after boxes (with scores), per-image stats
     (tp, fp, fn, wrong_label, f1) before / after and the change of f1. `error` keeps images that
     still have that error after fine-tuning (or in the only phase of an evaluate run)."""
@@ -229,7 +231,7 @@ def gallery(db: DB, user: CurrentUser, run_id: int,
 
 
 @router.post("/runs/{run_id}/accept", response_model=AcceptOut)
-def accept(db: DB, user: CurrentUser, run_id: int, body: AcceptIn) -> AcceptOut:
+def accept(db: DB, user: CurrentUser, run_id: Id, body: AcceptIn) -> AcceptOut:
     """Copy the run's predicted boxes (score >= min_score) of these images into their boxes with
     source "model" and the score. Boxes already there (same label and coordinates) are not added
     twice; labels the project does not have are skipped; unlabeled images move to in_review."""

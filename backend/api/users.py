@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
-from backend.api.deps import DB, CurrentUser
+from backend.api.deps import Id, DB, CurrentUser
 from backend.auth import hash_token, issue_token
 from backend.models import ApiToken, User
 from backend.schemas import TokenCreate, TokenIssued, TokenOut, UserCreate, UserOut
@@ -39,7 +39,7 @@ def create_token(db: DB, user: CurrentUser, body: TokenCreate) -> TokenIssued:
 
 
 @router.delete("/auth/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(db: DB, user: CurrentUser, token_id: int) -> None:
+def revoke_token(db: DB, user: CurrentUser, token_id: Id) -> None:
     row = db.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:  # someone else's token: as if it did not exist
         raise HTTPException(404, f"token {token_id} not found")
@@ -64,7 +64,7 @@ def create_user(db: DB, user: CurrentUser, body: UserCreate) -> User:
 
 
 @router.post("/users/{user_id}/tokens", response_model=TokenIssued, status_code=status.HTTP_201_CREATED)
-def create_token_for(db: DB, user: CurrentUser, user_id: int, body: TokenCreate) -> TokenIssued:
+def create_token_for(db: DB, user: CurrentUser, user_id: Id, body: TokenCreate) -> TokenIssued:
     _require_admin(user)
     target = db.get(User, user_id)
     if target is None:

@@ -191,7 +191,9 @@ class ImageCtx:
         if self.progress:
             self.progress(1)
         src = self.source
-        return ParsedImage(file_name=file_name or name, read=lambda: src.read(name), width=ci.width,
+        # An EXIF-rotated image is stored upright (check_image re-encoded it): keep those bytes.
+        read = (lambda: ci.data) if ci.data is not data else (lambda: src.read(name))
+        return ParsedImage(file_name=file_name or name, read=read, width=ci.width,
                            height=ci.height, sha256=ci.sha256, ext=ci.ext, **kw)
 
     def check_size(self, img: ParsedImage, width: object, height: object, where: str) -> None:
@@ -240,14 +242,45 @@ def decode_text(data: bytes, name: str) -> str:
         raise InvalidInput(f"{name}: not UTF-8 text (byte {e.start}: {e.reason})") from None
 
 
-def load_json(data: bytes, name: str):
+# Annotation files are a few levels deep; parsers, encoders and validators recurse, and Python's
+# stack ends near 1000 levels: anything deeper than this is refused naming the file.
+MAX_DEPTH = 100
+
+
+def check_tree(doc: object, name: str) -> object:
+    """Raise InvalidInput naming the file when a parsed document nests deeper than MAX_DEPTH or a
+    string holds a NUL (PostgreSQL cannot store it). Iterative; shared (YAML alias) nodes once."""
+    stack, seen = [(doc, 1)], set()
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise InvalidInput(f"{name}: a string contains a NUL character (\\u0000): {node[:40]!r}")
+        elif isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise InvalidInput(f"{name}: nested deeper than {MAX_DEPTH} levels")
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            for v in (list(node.keys()) + list(node.values()) if isinstance(node, dict) else node):
+                stack.append((v, depth + 1))
+    return doc
+
+
+def parse_json(text: str, name: str):
     import json
 
-    text = decode_text(data, name)
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidInput(f"{name}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise InvalidInput(f"{name}: nested deeper than {MAX_DEPTH} levels") from None
+    return check_tree(doc, name)
+
+
+def load_json(data: bytes, name: str):
+    return parse_json(decode_text(data, name), name)
 
 
 class Format:

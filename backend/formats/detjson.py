@@ -9,10 +9,9 @@ become image meta.
 """
 from __future__ import annotations
 
-import json
 
 from backend.errors import InvalidInput
-from backend.formats.base import Dataset, Format, ImageCtx, Source, decode_text, load_json
+from backend.formats.base import Dataset, Format, ImageCtx, Source, decode_text, load_json, parse_json
 
 
 class DetJson(Format):
@@ -28,10 +27,7 @@ class DetJson(Format):
                 entries = []
                 for ln, line in enumerate(decode_text(source.read(jf), jf).splitlines(), 1):
                     if line.strip():
-                        try:
-                            entries.append(json.loads(line))
-                        except json.JSONDecodeError as e:
-                            raise InvalidInput(f"{jf}: line {ln}: not valid JSON ({e.msg})") from None
+                        entries.append(parse_json(line, f"{jf}: line {ln}"))
             else:
                 doc = load_json(source.read(jf), jf)
                 entries = doc if isinstance(doc, list) else [doc]

@@ -16,7 +16,7 @@ import posixpath
 import yaml
 
 from backend.errors import InvalidInput
-from backend.formats.base import Dataset, Format, ImageCtx, Source, clean_label, decode_text
+from backend.formats.base import MAX_DEPTH, Dataset, Format, ImageCtx, Source, check_tree, clean_label, decode_text
 
 SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -64,9 +64,11 @@ class Yolo(Format):
             raise InvalidInput("YOLO import: no data.yaml found")
         yf = yamls[0]
         try:
-            doc = yaml.safe_load(decode_text(source.read(yf), yf))
+            doc = check_tree(yaml.safe_load(decode_text(source.read(yf), yf)), yf)
         except yaml.YAMLError as e:
             raise InvalidInput(f"{yf}: not valid YAML ({e})") from None
+        except RecursionError:
+            raise InvalidInput(f"{yf}: nested deeper than {MAX_DEPTH} levels") from None
         names = _names(doc, yf)
         ds = Dataset(labels=list(names))
         used_labels = set()
