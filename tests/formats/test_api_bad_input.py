@@ -20,6 +20,16 @@ XXE = b"""<?xml version="1.0"?>
 <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>"""
 
 
+def _deep(n: int):
+    doc: list = []
+    for _ in range(n):
+        doc = [doc]
+    return doc
+
+
+DEEP = _deep(300)  # json.dumps copes; recursive readers (Pydantic, the JSON column) would not
+
+
 def coco_with(**changes):
     files = coco_files()
     doc = json.loads(files["annotations.json"])
@@ -95,6 +105,15 @@ CASES = {
     "truncated-image": ("coco", {**coco_files(), "images/b.png": truncated_png()}, 422, ["images/b.png", "not a readable image"]),
     "not-an-image": ("coco", {**coco_files(), "images/a.png": b"hello, I am text"}, 422, ["images/a.png", "not a readable image"]),
     "unknown-format": ("pascal", coco_files(), 422, ["unknown import format", "pascal"]),
+    # issue 11: nesting deep enough to overflow recursive code is refused naming the file; NUL too
+    "coco-deeply-nested": ("coco", coco_with(info=DEEP), 422, ["annotations.json", "nested deeper than"]),
+    "coco-nested-past-the-parser": ("coco", {**coco_files(), "annotations.json": b"[" * 100_000 + b"]" * 100_000}, 422, ["annotations.json", "nested deeper than"]),
+    "coco-nul-in-label": ("coco", coco_with(**{"categories.0.name": "ka\x00rt"}), 422, ["annotations.json", "NUL"]),
+    "detjson-deeply-nested": ("detjson", {"d.json": json.dumps({"image_path": "a.png", "object": {}, "x": DEEP}).encode(), "a.png": png()}, 422, ["d.json", "nested deeper than"]),
+    "detjson-jsonl-deeply-nested": ("detjson", {"d.jsonl": json.dumps({"image_path": "a.png", "x": DEEP}).encode() + b"\n", "a.png": png()}, 422, ["d.jsonl", "line 1", "nested deeper than"]),
+    "stk-deeply-nested": ("supertuxkart", stk_files(lambda i: i.update(extra=DEEP)), 422, ["17d01_info.json", "nested deeper than"]),
+    "yolo-deeply-nested-yaml": ("yolo", {**yolo_files(b""), "data.yaml": b"names: " + b"[" * 5000 + b"]" * 5000}, 422, ["data.yaml", "nested deeper than"]),
+    "yolo-yaml-nested-past-the-limit": ("yolo", {**yolo_files(b""), "data.yaml": b"names: [kart]\nx: " + b"[" * 150 + b"]" * 150}, 422, ["data.yaml", "nested deeper than 100"]),
 }
 
 
@@ -170,3 +189,83 @@ def test_viewer_cannot_import_and_outsider_gets_404(client, app):
     assert r.status_code == 403 and "annotator" in r.json()["detail"]
     client.patch(f"/api/projects/{pid}/members/{uid}", json={"role": "annotator"})
     assert client.post(f"/api/projects/{pid}/imports", data={"format": "coco"}, files=parts, headers=h).status_code == 200
+
+
+def deflated_zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n, b in files.items():
+            zf.writestr(n, b)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("route", ["imports", "images"])
+def test_zip_bomb_member_is_refused_unread_and_memory_stays_flat(client, app, route):
+    """A ~100 KB zip whose member inflates to 48 MB of zeros: 413 naming the member and the ratio,
+    nothing written, and the server's peak allocation during the request far below the member."""
+    import tracemalloc
+
+    pid = new_project(client)
+    big = 48 * 1024 * 1024  # under the 64 MB per-file cap: the ratio refuses it
+    data = deflated_zip({**coco_files(), "images/zeros.png": bytes(big)})
+    assert len(data) < 1024 * 1024
+    before = snapshot(app)
+    tracemalloc.start()
+    try:
+        if route == "imports":
+            r = client.post(f"/api/projects/{pid}/imports", data={"format": "coco"},
+                            files=[("files", ("bomb.zip", data, "application/zip"))])
+        else:
+            r = client.post(f"/api/projects/{pid}/images", files=[("files", ("bomb.zip", data, "application/zip"))])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 413, r.text
+    assert "images/zeros.png" in r.json()["detail"] and "zip bomb" in r.json()["detail"]
+    assert peak < big // 8, f"peak {peak} bytes while refusing a {big}-byte member"
+    assert snapshot(app) == before
+    assert client.get("/api/health").status_code == 200
+
+
+def test_non_image_zip_members_are_never_inflated(client, app):
+    """An image upload skips non-image members by name, without reading them (a 96 MB .bin of
+    zeros costs nothing); the images beside it are imported."""
+    import tracemalloc
+
+    pid = new_project(client)
+    data = deflated_zip({"a.png": png(), "notes.bin": bytes(96 * 1024 * 1024)})
+    tracemalloc.start()
+    try:
+        r = client.post(f"/api/projects/{pid}/images", files=[("files", ("x.zip", data, "application/zip"))])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 201, r.text
+    assert r.json()["created"] == 1 and r.json()["skipped"] == ["x.zip:notes.bin"]
+    assert peak < 12 * 1024 * 1024
+
+
+def test_zip_member_over_the_per_file_cap_is_refused(client, app, settings):
+    pid = new_project(client)
+    app.state.settings.max_upload_bytes = 1000
+    before = snapshot(app)
+    data = deflated_zip({"a.png": png(), "b.png": bytes(5000)})
+    r = client.post(f"/api/projects/{pid}/images", files=[("files", ("x.zip", data, "application/zip"))])
+    assert r.status_code == 413 and "b.png" in r.json()["detail"] and "1000 bytes per file" in r.json()["detail"]
+    assert snapshot(app) == before
+
+
+def test_zip_member_larger_than_its_header_is_refused(client, app):
+    """A header that understates the size cannot make the server inflate past it."""
+    pid = new_project(client)
+    data = bytearray(deflated_zip({"a.png": png(64, 48, 1), "b.png": png(64, 48, 2)}))
+    # Patch b.png's declared size (local header and central directory) to 10 bytes.
+    real = len(png(64, 48, 2))
+    for sig, off in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        pos = data.find(sig, data.find(sig) + 1)  # the second entry: b.png
+        assert int.from_bytes(data[pos + off:pos + off + 4], "little") == real
+        data[pos + off:pos + off + 4] = (10).to_bytes(4, "little")
+    before = snapshot(app)
+    r = client.post(f"/api/projects/{pid}/images", files=[("files", ("x.zip", bytes(data), "application/zip"))])
+    assert r.status_code == 422 and "b.png" in r.json()["detail"], r.text
+    assert snapshot(app) == before
