@@ -160,7 +160,8 @@ def _project_id(session, ref: str, create: bool) -> int:
 def import_(
     path: Path = typer.Argument(..., help="a directory, a zip, or one annotation file"),
     project: str = typer.Option(..., "--project", help="project name or id"),
-    fmt: str = typer.Option(..., "--format", help="coco | yolo | voc | supertuxkart | detjson"),
+    fmt: str = typer.Option(..., "--format", help="coco | yolo | voc | supertuxkart | detjson | hf_parquet | "
+                            "labelstudio | cvat | msswift | llamafactory"),
     create: bool = typer.Option(False, "--create", help="create the project if it does not exist"),
 ) -> None:
     """Import images and boxes into a project, all or nothing, and print the report."""
@@ -187,8 +188,11 @@ def import_(
 def export(
     out: Path = typer.Argument(..., help="the zip to write"),
     project: str = typer.Option(..., "--project", help="project name or id"),
-    fmt: str = typer.Option("coco", "--format", help="coco | yolo | voc"),
+    fmt: str = typer.Option("coco", "--format", help="coco | yolo | voc | hf_parquet | labelstudio | cvat | msswift | "
+                            "llamafactory"),
     split: str = typer.Option(None, "--split", help="only this split"),
+    family: str = typer.Option(None, "--family", help="msswift / llamafactory: model family of the box syntax "
+                               "(default qwen2_vl)"),
 ) -> None:
     """Export a project's images and boxes as a zip."""
     from backend.exporter import export_zip
@@ -196,12 +200,13 @@ def export(
     from backend.storage import ImageStore
 
     with studio_session() as (session, settings):
-        get_format(fmt, writable=True)
+        get_format(fmt, writable=True).configured(family)
         pid = _project_id(session, project, False)
         tmp = out.with_name(out.name + ".part")  # a failed export leaves no half zip behind
         try:
             with open(tmp, "wb") as f:
-                n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split)
+                n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split,
+                               family)
             tmp.replace(out)
         finally:
             tmp.unlink(missing_ok=True)

@@ -35,9 +35,10 @@ def project_dataset(session: Session, store: ImageStore, project_id: int, split:
 
 
 def export_zip(session: Session, store: ImageStore, project_id: int, fmt_name: str, out: BinaryIO,
-               split: str | None = None) -> int:
-    """Write the zip to `out`; return the number of images exported."""
-    fmt = get_format(fmt_name, writable=True)
+               split: str | None = None, family: str | None = None) -> int:
+    """Write the zip to `out`; return the number of images exported. `family`: the model family of
+    an instruction format (msswift, llamafactory)."""
+    fmt = get_format(fmt_name, writable=True).configured(family)
     ds = project_dataset(session, store, project_id, split)
     with zipfile.ZipFile(out, "w") as zf:
         def put(name: str, data: bytes) -> None:

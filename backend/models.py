@@ -302,6 +302,9 @@ class Run(Base):
     merged_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     # Bumped on every write, so the SSE stream can tell a change from a poll that saw nothing new.
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # "Retrain with the corrections": the run this one was retrained from (backend/loop.py).
+    parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), nullable=True,
+                                                      index=True)
 
 
 class Prediction(Base):
@@ -332,3 +335,22 @@ class Prediction(Base):
     expected: Mapped[str | None] = mapped_column(Text, nullable=True)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+
+class ReviewItem(Base):
+    """One image a run sent back to review (backend/loop.py), at its place in that run's queue:
+    the worst by change or error kind, or the most uncertain of a predict run."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        UniqueConstraint("run_id", "image_id"),
+        Index("ix_review_items_project_run_rank", "project_id", "run_id", "rank"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

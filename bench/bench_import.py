@@ -1,4 +1,6 @@
-"""Import rate of a 10k-image COCO file (10 boxes per image) into PostgreSQL and SQLite.
+"""Import rate of a 10k-image COCO file (10 boxes per image) into PostgreSQL and SQLite, and of
+the same dataset as one Hugging Face Parquet file (images embedded, `objects` in the hub's layout),
+with its rate as a ratio of COCO's measured in the same process.
 
 The images are already on disk: 10k distinct small PNGs (32x24, every one different bytes) are
 generated once into a cache folder. The timing covers the whole import: reading and fully
@@ -52,29 +54,62 @@ def build(root: Path, n: int) -> Path:
                          "bbox": [x, y, rng.uniform(1, W - x), rng.uniform(1, H - y)]})
     cats = [{"id": c, "name": f"class{c}"} for c in range(1, 6)]
     (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    build_parquet(root, images, anns, [c["name"] for c in cats])
     return root
+
+
+def build_parquet(root: Path, images: list, anns: list, names: list[str]) -> None:
+    """The same images and boxes as `data/train-00000-of-00001.parquet` (cppe-5's layout)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = root / "parquet" / "data" / "train-00000-of-00001.parquet"
+    if out.exists():
+        return
+    objs: dict[int, dict] = {im["id"]: {"bbox": [], "category": []} for im in images}
+    for a in anns:
+        objs[a["image_id"]]["bbox"].append(a["bbox"])
+        objs[a["image_id"]]["category"].append(a["category_id"] - 1)
+    rows = [{"image_id": im["id"], "image": {"bytes": (root / "images" / im["file_name"]).read_bytes(),
+                                             "path": im["file_name"]},
+             "width": im["width"], "height": im["height"], "objects": objs[im["id"]]} for im in images]
+    features = {"objects": {"feature": {"bbox": {"feature": {"dtype": "float64", "_type": "Value"}, "_type": "Sequence"},
+                                        "category": {"names": names, "_type": "ClassLabel"}}, "_type": "Sequence"}}
+    t = pa.Table.from_pylist(rows).replace_schema_metadata(
+        {"huggingface": json.dumps({"info": {"features": features}})})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(t, out, row_group_size=1000)
+
+
+FORMATS = (("coco", "", "annotations.json"), ("hf_parquet", "parquet", None))
 
 
 def run(url: str, src: Path, label: str) -> None:
     migrate(url)
     engine = make_engine(url)
     sm = make_sessionmaker(engine)
-    with tempfile.TemporaryDirectory() as data:
-        settings = Settings(data_dir=Path(data), database_url=url)
-        store = ImageStore(Path(data))
-        for attempt in ("new files", "files already in store"):
-            with sm() as s:
-                p = Project(name=f"bench {attempt}")
-                s.add(p)
-                s.commit()
-                t0 = time.perf_counter()
-                ds = parse("coco", DirSource(src, focus="annotations.json"), settings)
-                t1 = time.perf_counter()
-                rep = commit_dataset(s, store, p.id, ds, "coco")
-                t2 = time.perf_counter()
-            n = rep.images_added
-            print(f"{label:10s} {attempt:22s} {n} images, {rep.boxes_added} boxes: total {t2 - t0:6.2f} s = "
-                  f"{n / (t2 - t0):7.0f} images/s  (parse+decode {t1 - t0:5.2f} s, store+insert {t2 - t1:5.2f} s)")
+    rates: dict[tuple[str, str], float] = {}
+    for fmt, sub, focus in FORMATS:
+        with tempfile.TemporaryDirectory() as data:  # each format starts from an empty store
+            settings = Settings(data_dir=Path(data), database_url=url)
+            store = ImageStore(Path(data))
+            for attempt in ("new files", "files already in store"):
+                with sm() as s:
+                    p = Project(name=f"bench {fmt} {attempt}")
+                    s.add(p)
+                    s.commit()
+                    t0 = time.perf_counter()
+                    ds = parse(fmt, DirSource(src / sub if sub else src, focus=focus), settings)
+                    t1 = time.perf_counter()
+                    rep = commit_dataset(s, store, p.id, ds, fmt)
+                    t2 = time.perf_counter()
+                n = rep.images_added
+                rates[fmt, attempt] = n / (t2 - t0)
+                print(f"{label:10s} {fmt:10s} {attempt:22s} {n} images, {rep.boxes_added} boxes: total "
+                      f"{t2 - t0:6.2f} s = {n / (t2 - t0):7.0f} images/s  (parse+decode {t1 - t0:5.2f} s, "
+                      f"store+insert {t2 - t1:5.2f} s)")
+    for attempt in ("new files", "files already in store"):
+        print(f"{label:10s} Parquet / COCO rate, {attempt}: {rates['hf_parquet', attempt] / rates['coco', attempt]:.2f}x")
     engine.dispose()
 
 

@@ -27,7 +27,8 @@ def create_import(
     user: CurrentUser,
     store: Store,
     settings: SettingsDep,
-    format: Annotated[str, Form(description="coco | yolo | voc | supertuxkart | detjson")],
+    format: Annotated[str, Form(description="coco | yolo | voc | supertuxkart | detjson | hf_parquet | "
+                                            "labelstudio | cvat | msswift | llamafactory")],
     files: Annotated[list[UploadFile], File(description="one zip, or several files named by relative path")],
 ) -> dict:
     get_project(db, user, project_id, Role.annotator)
@@ -49,19 +50,22 @@ def export_project(
     db: DB,
     user: CurrentUser,
     store: Store,
-    format: Annotated[str, Query(description="coco | yolo | voc")] = "coco",
+    format: Annotated[str, Query(description="coco | yolo | voc | hf_parquet | labelstudio | cvat | msswift | "
+                                             "llamafactory")] = "coco",
     split: Annotated[str | None, Query(max_length=32)] = None,
+    family: Annotated[str | None, Query(max_length=32, description="msswift / llamafactory: the model family "
+                                        "whose box syntax the answers use (default qwen2_vl)")] = None,
 ) -> FileResponse:
     project = get_project(db, user, project_id, Role.viewer)
-    get_format(format, writable=True)
+    get_format(format, writable=True).configured(family)
     # A temporary file, not memory: an export holds every image of the project.
     fd, tmp = tempfile.mkstemp(suffix=".zip")
     try:
         with os.fdopen(fd, "wb") as out:
-            export_zip(db, store, project_id, format, out, split)
+            export_zip(db, store, project_id, format, out, split, family)
     except BaseException:
         os.unlink(tmp)
         raise
-    name = f"project-{project.id}-{format}{'-' + split if split else ''}.zip"
+    name = f"project-{project.id}-{format}{'-' + family if family else ''}{'-' + split if split else ''}.zip"
     return FileResponse(tmp, media_type="application/zip", headers={"Content-Disposition": content_disposition(name)},
                         background=BackgroundTask(os.unlink, tmp))

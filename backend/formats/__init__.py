@@ -4,7 +4,12 @@ from __future__ import annotations
 from backend.errors import InvalidInput
 from backend.formats.base import Format
 from backend.formats.coco import Coco
+from backend.formats.cvat import Cvat
 from backend.formats.detjson import DetJson
+from backend.formats.hf_parquet import HfParquet
+from backend.formats.labelstudio import LabelStudio
+from backend.formats.llamafactory import LlamaFactory
+from backend.formats.msswift import MsSwift
 from backend.formats.supertuxkart import SuperTuxKart
 from backend.formats.voc import Voc
 from backend.formats.yolo import Yolo
@@ -15,6 +20,11 @@ FORMATS: dict[str, Format] = {
     "voc": Voc(),
     "supertuxkart": SuperTuxKart(),
     "detjson": DetJson(),
+    "hf_parquet": HfParquet(),
+    "labelstudio": LabelStudio(),
+    "cvat": Cvat(),
+    "msswift": MsSwift(),
+    "llamafactory": LlamaFactory(),
 }
 
 

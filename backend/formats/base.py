@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,25 @@ def clean_label(name: object, where: str) -> str:
     if len(n) > MAX_LABEL_LEN:
         raise InvalidInput(f"{where}: label name is {len(n)} characters, over the limit of {MAX_LABEL_LEN}")
     return n
+
+
+_SPLIT_RE = re.compile(r"(?:^|[_\-.])(train|validation|valid|val|test)(?=\d|[_\-.]|$)")
+_SPLIT_NORM = {"valid": "val", "validation": "val"}
+
+
+def split_from_name(name: str) -> str | None:
+    """train / val / test from a file name (`instances_val2017.json`, `validation-00000-of-00001.parquet`)."""
+    m = _SPLIT_RE.search(posixpath.basename(name).lower())
+    return _SPLIT_NORM.get(m.group(1), m.group(1)) if m else None
+
+
+def split_from_path(path: str) -> str | None:
+    """The file name's split, else the nearest folder named train / val / test (`train/0000.parquet`)."""
+    for part in reversed(path.split("/")):
+        s = split_from_name(part)
+        if s:
+            return s
+    return None
 
 
 @dataclass
@@ -196,6 +216,18 @@ class ImageCtx:
         return ParsedImage(file_name=file_name or name, read=read, width=ci.width,
                            height=ci.height, sha256=ci.sha256, ext=ci.ext, **kw)
 
+    def image_bytes(self, data: bytes, file_name: str, where: str, **kw) -> ParsedImage:
+        """An image whose bytes come inside the annotation file (a Parquet `image.bytes` cell)."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise InvalidInput(f"{where}: image bytes must be binary, got {type(data).__name__}")
+        data = bytes(data)
+        ci: CheckedImage = check_image(data, where, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        if self.progress:
+            self.progress(1)
+        upright = ci.data  # EXIF-rotated bytes were re-encoded upright by check_image
+        return ParsedImage(file_name=file_name, read=lambda: upright, width=ci.width, height=ci.height,
+                           sha256=ci.sha256, ext=ci.ext, **kw)
+
     def check_size(self, img: ParsedImage, width: object, height: object, where: str) -> None:
         """A size declared by the annotation file must match the image (0 / missing = not declared)."""
         try:
@@ -295,6 +327,12 @@ class Format:
 
     def write(self, ds: Dataset, put: Callable[[str, bytes], None]) -> None:
         raise NotImplementedError(f"format {self.name!r} cannot be exported")
+
+    def configured(self, family: str | None = None) -> Format:
+        """This format with export options; only the instruction formats take a model family."""
+        if family:
+            raise InvalidInput(f"format {self.name!r} takes no model family (the instruction formats do)")
+        return self
 
 
 def iter_boxes(ds: Dataset) -> Iterator[tuple[ParsedImage, ParsedBox]]:

@@ -11,19 +11,9 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 
 from backend.errors import InvalidInput
-from backend.formats.base import Dataset, Format, ImageCtx, Source, clean_label, load_json
-
-_SPLIT_RE = re.compile(r"(?:^|[_\-.])(train|validation|valid|val|test)(?=\d|[_\-.]|$)")
-_SPLIT_NORM = {"valid": "val", "validation": "val"}
-
-
-def _split_from_name(name: str) -> str | None:
-    m = _SPLIT_RE.search(posixpath.basename(name).lower())
-    return _SPLIT_NORM.get(m.group(1), m.group(1)) if m else None
-
+from backend.formats.base import Dataset, Format, ImageCtx, Source, clean_label, load_json, split_from_name
 
 def _need(obj: object, keys: tuple[str, ...], where: str) -> dict:
     if not isinstance(obj, dict):
@@ -59,7 +49,7 @@ class Coco(Format):
             cats[c["id"]] = clean_label(c["name"], f"{jf}: category id {c['id']}")
             if cats[c["id"]] not in ds.labels:
                 ds.labels.append(cats[c["id"]])
-        file_split = _split_from_name(jf)
+        file_split = split_from_name(jf)
         images = {}
         for i, rec in enumerate(doc["images"]):
             rec = _need(rec, ("id", "file_name"), f"{jf}: images[{i}]")

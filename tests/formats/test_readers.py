@@ -21,8 +21,10 @@ def read(fmt, files):
 
 
 def test_registry_has_every_format_and_rejects_unknown():
-    assert set(FORMATS) == {"coco", "yolo", "voc", "supertuxkart", "detjson"}
-    assert {n for n, f in FORMATS.items() if f.can_write} == {"coco", "yolo", "voc"}
+    assert set(FORMATS) == {"coco", "yolo", "voc", "supertuxkart", "detjson", "hf_parquet", "labelstudio", "cvat",
+                            "msswift", "llamafactory"}
+    assert {n for n, f in FORMATS.items() if f.can_write} == {"coco", "yolo", "voc", "hf_parquet", "labelstudio",
+                                                              "cvat", "msswift", "llamafactory"}
     with pytest.raises(InvalidInput, match="unknown export format 'supertuxkart'"):
         get_format("supertuxkart", writable=True)
 

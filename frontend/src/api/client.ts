@@ -207,7 +207,8 @@ export function createClient(opts: ClientOptions) {
     bulkPatch: (pid: number, body: S["BulkImagePatch"]) =>
       req<S["BulkResult"]>("PATCH", `/api/projects/${pid}/images`, { json: body }),
     imageBlob: (iid: number, thumbnail: boolean) => blob(`/api/images/${iid}/${thumbnail ? "thumbnail" : "file"}`),
-    exportBlob: (pid: number, format: string, split?: string) => blob(`/api/projects/${pid}/export`, { format, split }),
+    exportBlob: (pid: number, format: string, split?: string, family?: string) =>
+      blob(`/api/projects/${pid}/export`, { format, split, family }),
 
     createBox: (iid: number, body: BoxCreate) => req<BoxOut>("POST", `/api/images/${iid}/boxes`, { json: body }),
     patchBox: (bid: number, body: BoxPatch) => req<BoxOut>("PATCH", `/api/boxes/${bid}`, { json: body }),

@@ -741,7 +741,7 @@ export interface components {
         Body_create_import_api_projects__project_id__imports_post: {
             /**
              * Format
-             * @description coco | yolo | voc | supertuxkart | detjson
+             * @description coco | yolo | voc | supertuxkart | detjson | hf_parquet | labelstudio | cvat | msswift | llamafactory
              */
             format: string;
             /**
@@ -2493,9 +2493,11 @@ export interface operations {
     export_project_api_projects__project_id__export_get: {
         parameters: {
             query?: {
-                /** @description coco | yolo | voc */
+                /** @description coco | yolo | voc | hf_parquet | labelstudio | cvat | msswift | llamafactory */
                 format?: string;
                 split?: string | null;
+                /** @description msswift / llamafactory: the model family whose box syntax the answers use (default qwen2_vl) */
+                family?: string | null;
             };
             header?: never;
             path: {

@@ -2,10 +2,21 @@ import { useState } from "react";
 import { api } from "../session";
 import { ErrorText } from "./ErrorText";
 
+const FORMATS: [string, string][] = [
+  ["coco", "COCO"], ["yolo", "YOLO"], ["voc", "VOC"], ["hf_parquet", "Hugging Face Parquet"],
+  ["labelstudio", "Label Studio JSON"], ["cvat", "CVAT 1.1 XML"],
+  ["msswift", "ms-swift instruction JSONL"], ["llamafactory", "LLaMA-Factory sharegpt"],
+];
+const INSTRUCTION = new Set(["msswift", "llamafactory"]);  // these take the model family's box syntax
+const FAMILIES: [string, string][] = [
+  ["qwen2_vl", "Qwen2-VL"], ["qwen2_5_vl", "Qwen2.5-VL"], ["paligemma", "PaliGemma"], ["smolvlm", "SmolVLM"],
+];
+
 /** Export as a zip: fetched with the token, then offered as a download link. */
 export function ExportForm({ pid }: { pid: number }) {
   const [format, setFormat] = useState("coco");
   const [split, setSplit] = useState("");
+  const [family, setFamily] = useState("qwen2_vl");
   const [link, setLink] = useState<{ url: string; name: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -13,9 +24,11 @@ export function ExportForm({ pid }: { pid: number }) {
     setBusy(true);
     setError(null);
     try {
-      const blob = await api.exportBlob(pid, format, split || undefined);
+      const fam = INSTRUCTION.has(format) ? family : undefined;
+      const blob = await api.exportBlob(pid, format, split || undefined, fam);
       if (link) URL.revokeObjectURL(link.url);
-      const l = { url: URL.createObjectURL(blob), name: `project-${pid}-${format}${split ? "-" + split : ""}.zip` };
+      const name = `project-${pid}-${format}${fam ? "-" + fam : ""}${split ? "-" + split : ""}.zip`;
+      const l = { url: URL.createObjectURL(blob), name };
       setLink(l);
       const a = document.createElement("a");
       a.href = l.url;
@@ -31,9 +44,16 @@ export function ExportForm({ pid }: { pid: number }) {
     <div className="row export" role="group" aria-label="Export">
       <label>Export format
         <select value={format} onChange={(e) => setFormat(e.target.value)}>
-          <option value="coco">COCO</option><option value="yolo">YOLO</option><option value="voc">VOC</option>
+          {FORMATS.map(([v, t]) => <option key={v} value={v}>{t}</option>)}
         </select>
       </label>
+      {INSTRUCTION.has(format) && (
+        <label>Box syntax of
+          <select value={family} onChange={(e) => setFamily(e.target.value)}>
+            {FAMILIES.map(([v, t]) => <option key={v} value={v}>{t}</option>)}
+          </select>
+        </label>
+      )}
       <label>Split <input className="short" value={split} onChange={(e) => setSplit(e.target.value)} placeholder="all" /></label>
       <button onClick={go} disabled={busy}>{busy ? "Exporting…" : "Export"}</button>
       {link && <a href={link.url} download={link.name}>{link.name}</a>}

@@ -9,6 +9,11 @@ const FORMATS: [string, string][] = [
   ["voc", "Pascal VOC (XML + images)"],
   ["supertuxkart", "SuperTuxKart info.json"],
   ["detjson", "Plain detection JSON"],
+  ["hf_parquet", "Hugging Face datasets Parquet (image + objects)"],
+  ["labelstudio", "Label Studio JSON export (rectangles)"],
+  ["cvat", "CVAT for images 1.1 XML + images"],
+  ["msswift", "ms-swift messages JSONL + images"],
+  ["llamafactory", "LLaMA-Factory sharegpt JSON + images"],
 ];
 
 /** Upload files or a zip, with upload progress, then the server's report or its error, readable. */
