@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from backend.errors import InvalidInput
-from backend.formats.base import Source, decode_text
+from backend.formats.base import Source, decode_text, parse_json
 from backend.formats.instruct import InstructFormat, Record, one_image, two_turns
 
 
@@ -28,12 +28,8 @@ class MsSwift(InstructFormat):
             for ln, line in enumerate(decode_text(source.read(jf), jf).splitlines(), 1):
                 if not line.strip():
                     continue
-                try:
-                    objs.append((f"{jf}: line {ln}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise InvalidInput(f"{jf}: line {ln}: not valid JSON ({e.msg})") from None
-                except RecursionError:
-                    raise InvalidInput(f"{jf}: line {ln}: JSON nested too deeply") from None
+                where = f"{jf}: line {ln}"
+                objs.append((where, parse_json(line, where)))  # depth and NUL checks as every reader
             out.append((jf, objs))
         return out
 
