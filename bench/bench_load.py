@@ -188,22 +188,42 @@ def main() -> None:
         print(f"seeded {args.n} images x 5 boxes, {r.json()['total']} QA pairs in {time.perf_counter() - t0:.1f} s; "
               f"{args.clients} clients for {args.seconds:.0f} s against {base} (PostgreSQL)")
 
-        stats, written = Stats(), [0]
-        stop = time.time() + args.seconds
-        threads = [threading.Thread(target=client_loop, args=(base, token, pid, args.n, image_ids, hot, run_id, stop,
-                                                              stats, i)) for i in range(args.clients)]
-        threads.append(threading.Thread(target=progress_writer, args=(url, run_id, stop, written)))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        def phase(clients: int, seconds: float, seed0: int) -> tuple[Stats, list[int]]:
+            stats, written = Stats(), [0]
+            stop = time.time() + seconds
+            threads = [threading.Thread(target=client_loop, args=(base, token, pid, args.n, image_ids, hot, run_id,
+                                                                  stop, stats, seed0 + i)) for i in range(clients)]
+            threads.append(threading.Thread(target=progress_writer, args=(url, run_id, stop, written)))
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return stats, written
 
-        print(f"\n{'endpoint':<12} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8}   statuses")
+        # Baseline in the same process: one client, same mix, same progress writer.
+        base_stats, base_written = phase(1, min(10.0, args.seconds), 10_000)
+        box_ok0 = Counter(base_stats.box_ok)
+        eng = create_engine(url)
+        with eng.connect() as c:
+            v0 = dict(c.execute(select(Box.id, Box.version).where(Box.id.in_(hot))).all())
+            step0 = c.scalar(select(Run.step).where(Run.id == run_id))
+        eng.dispose()
+        stats, written = phase(args.clients, args.seconds, 0)
+
+        def pct(ts: list[float], q: float) -> float:
+            ts = sorted(ts)
+            return ts[min(len(ts) - 1, int(q * len(ts)))] * 1000
+
+        print(f"\n{'endpoint':<12} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'1-client p95':>13} {'ratio':>6}   statuses")
         for ep in sorted(stats.times):
-            ts = sorted(stats.times[ep])
-            p95 = ts[min(len(ts) - 1, int(0.95 * len(ts)))]
+            ts = stats.times[ep]
+            b95 = pct(base_stats.times.get(ep, [float("nan")]), 0.95)
             codes = ", ".join(f"{code}: {k}" for (e, code), k in sorted(stats.codes.items()) if e == ep)
-            print(f"{ep:<12} {len(ts):>8} {statistics.median(ts) * 1000:>8.1f} {p95 * 1000:>8.1f}   {codes}")
+            print(f"{ep:<12} {len(ts):>8} {statistics.median(ts) * 1000:>8.1f} {pct(ts, 0.95):>8.1f} {b95:>13.1f} "
+                  f"{pct(ts, 0.95) / b95:>6.1f}   {codes}")
+        base_total = sum(base_stats.codes.values())
+        print(f"1 client: {base_total} requests ({base_total / min(10.0, args.seconds):.0f}/s), "
+              f"{sum(k for (_, code), k in base_stats.codes.items() if code >= 500)} with status >= 500")
         total = sum(stats.codes.values())
         five = sum(k for (_, code), k in stats.codes.items() if code >= 500)
         print(f"\n{total} requests ({total / args.seconds:.0f}/s), {five} with status >= 500")
@@ -213,12 +233,14 @@ def main() -> None:
             versions = dict(c.execute(select(Box.id, Box.version).where(Box.id.in_(hot))).all())
             step = c.scalar(select(Run.step).where(Run.id == run_id))
         eng.dispose()
-        lost = sum(max(0, stats.box_ok[b] - (versions[b] - 1)) for b in hot)
-        extra = sum(max(0, (versions[b] - 1) - stats.box_ok[b]) for b in hot)
+        lost = sum(max(0, stats.box_ok[b] - (versions[b] - v0[b])) for b in hot)
+        extra = sum(max(0, (versions[b] - v0[b]) - stats.box_ok[b]) for b in hot)
         print(f"box edits: {sum(stats.box_ok.values())} accepted PATCHes on {len(hot)} hot boxes, "
-              f"{sum(versions[b] - 1 for b in hot)} version bumps: lost updates {lost}, unexplained bumps {extra}; "
+              f"{sum(versions[b] - v0[b] for b in hot)} version bumps: lost updates {lost}, unexplained bumps {extra}; "
               f"409 (stale, expected) {stats.codes[('box patch', 409)]}")
-        print(f"run progress: {written[0]} writes, step {step}: lost {written[0] - step}")
+        print(f"run progress: {written[0]} writes, step {step - step0}: lost {written[0] - (step - step0)}")
+        print(f"(baseline phase: {sum(box_ok0.values())} box PATCHes, {base_written[0]} progress writes; "
+              f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     finally:
         if server is not None:
             server.terminate()

@@ -18,6 +18,7 @@ from backend.api.deps import Id, DB, CurrentUser, SettingsDep, Store, get_projec
 from backend.errors import InvalidInput, StudioError, TooLarge
 from backend.models import Box, Image, ImageStatus, Label, Role, User
 from backend.schemas import (
+    INT32_MAX,
     BoxCompact,
     BulkImagePatch,
     BulkResult,
@@ -168,7 +169,7 @@ def upload_images(db: DB, user: CurrentUser, store: Store, settings: SettingsDep
 def _label_id(db: Session, project_id: int, label: str) -> int:
     """`label` is a label id or name of the project."""
     cond = func.lower(Label.name) == label.strip().lower()
-    if label.strip().isdigit():
+    if label.strip().isdigit() and int(label) <= INT32_MAX:  # a longer number is no id (and overflows the driver)
         cond = (Label.id == int(label)) | cond
     found = db.scalar(select(Label.id).where(Label.project_id == project_id, cond).order_by(Label.id).limit(1))
     if found is None:

@@ -68,6 +68,9 @@ def test_oversized_query_and_body_ids_are_422(client, app, seeded):
     assert r.status_code == 422 and ["body", "user_id"] in _loc_of(r)
     r = client.get(f"/api/projects/{pid}/runs", params={"offset": HUGE})
     assert r.status_code == 422
+    # The grid's label filter takes an id or a name: a huge number is neither, not a driver overflow.
+    r = client.get(f"/api/projects/{pid}/images", params={"label": HUGE})
+    assert r.status_code == 422 and HUGE in r.json()["detail"]
     assert _rows(app) == before
     # In range but absent: simply not found.
     assert client.get("/api/projects/2147483647").status_code == 404
