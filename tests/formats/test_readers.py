@@ -152,7 +152,17 @@ def test_supertuxkart_whole_shared_track_folder():
     assert karts and all(b.label == "kart" and b.attributes["kart_name"] for b in karts)
     assert all(0 <= b.x1 < b.x2 <= 300 and 0 <= b.y1 < b.y2 <= 200 for b in karts)
     assert {im.meta["race_id"] for im in ds.images} >= {"lighthouse:seed4"}
-    assert all(im.meta["ego_source"] == "ego_ids" and 1 <= im.meta["race_position"] <= 8 for im in ds.images)
+    # Set A (the camera follows the leader) has no ego_ids: the course rule, nearest box to the centre.
+    assert all(im.meta["ego_source"] == "nearest_centre" and 1 <= im.meta["race_position"] <= 8
+               for im in ds.images if im.boxes)
+
+
+def test_supertuxkart_set_b_track_uses_its_ego_ids():
+    """Set B follows kart 0 and says so in `ego_ids`: the reader takes it rather than the rule."""
+    ds = parse("supertuxkart", DirSource(SHARED_STK / "black_forest"), S)
+    assert len(ds.images) == 220
+    assert all(im.meta["ego_source"] == "ego_ids" and im.meta["ego_kart_id"] == 0 for im in ds.images)
+    assert sum(im.meta["ego_detected"] for im in ds.images) >= 0.95 * len(ds.images)
 
 
 def test_directory_source_ignores_symlinks_out_of_the_root(tmp_path):
