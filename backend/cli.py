@@ -379,6 +379,117 @@ def demo(
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- model catalogue (backend/catalog.py)
+models_app = typer.Typer(help="The model catalogue: local models, the demo model, hub presets.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json", help="the GET /api/models items as JSON")) -> None:
+    """Every base model a run can start from, with family, size, parameters and status."""
+    import json
+
+    from backend.catalog import catalogue
+
+    items = catalogue(get_settings())
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    for m in items:
+        params = f"{m['parameters'] / 1e6:.1f} M params" if m.get("parameters") else "- params"
+        typer.echo(f"{m['status']:<10} {m['source']:<5} {m['family'] or '?':<11} {_size(m.get('size_bytes')):>9} "
+                   f"{params:>16}  {m['id']}" + (f"  ({m['note']})" if m.get("note") else ""))
+
+
+@models_app.command("build")
+def models_build(
+    name: str = typer.Argument("demo", help="demo (the pre-trained demo model) or tiny-<family> (random, seconds)"),
+    steps: int = typer.Option(None, "--steps", min=1, help="demo: pre-training steps (default: the tuned recipe)"),
+    wait: bool = typer.Option(False, "--wait", help="demo: follow the job until it ends"),
+    inline: bool = typer.Option(False, "--inline", help="demo: build in this process instead of a worker"),
+) -> None:
+    """Build a model into <data>/models: the demo model as a job on the worker queue (like a run),
+    or a tiny random model of a family (worker/tiny.py, for trying the pipeline)."""
+    import time
+
+    from backend import catalog
+
+    settings = get_settings()
+    _prepare()
+    if name.startswith("tiny-"):
+        from worker.tiny import BUILDERS, build_tiny
+
+        family = name[len("tiny-"):]
+        if family not in BUILDERS:
+            raise typer.BadParameter(f"unknown family {family!r}; one of {', '.join(BUILDERS)}", param_hint="NAME")
+        out = build_tiny(family, catalog.models_dir(settings) / name)
+        typer.echo(f"built {out} (random weights: it answers nothing useful, for trying the pipeline)")
+        return
+    if name != catalog.DEMO_JOB:
+        raise typer.BadParameter(f"unknown model {name!r}: demo or tiny-<family>", param_hint="NAME")
+    recipe = {"steps": steps} if steps else None
+    if inline:
+        from worker.model_tasks import build_model
+
+        catalog.write_job(settings, name, state="queued", log=[], error=None, progress=0.0)
+        state = build_model(settings, name, {**settings.demo_recipe, **(recipe or {})})
+    else:
+        job = catalog.queue_demo_build(settings, recipe)
+        typer.echo(f"demo model build {job['state']} (GET /api/models/jobs/demo); a worker builds it")
+        if not wait:
+            return
+        seen = 0
+        while True:
+            job = catalog.read_job(settings, name) or {}
+            for line in (job.get("log") or [])[seen:]:
+                typer.echo(line)
+            seen = len(job.get("log") or [])
+            if job.get("state") in ("succeeded", "failed"):
+                break
+            time.sleep(2)
+        state = job["state"]
+    job = catalog.read_job(settings, name) or {}
+    typer.echo(f"demo model: {state}" + (f" -> {job.get('path')}" if state == "succeeded" else f": {job.get('error')}"))
+    if state != "succeeded":
+        raise typer.Exit(1)
+
+
+@models_app.command("import")
+def models_import(
+    src: Path = typer.Argument(..., help="a save_pretrained folder (config.json and weights)"),
+    name: str = typer.Option(None, "--name", help="folder name under <data>/models (default: the source's)"),
+) -> None:
+    """Copy a local model folder into the catalogue (<data>/models/NAME), checking its family."""
+    import shutil
+
+    from backend import catalog
+
+    settings = get_settings()
+    d = catalog.describe_folder(src)
+    if d is None:
+        raise typer.BadParameter(f"{src} is not a save_pretrained folder (no readable config.json)", param_hint="SRC")
+    if d["family"] is None:
+        raise typer.BadParameter(d["note"], param_hint="SRC")
+    dest = catalog.models_dir(settings) / (name or src.resolve().name)
+    if dest.exists():
+        raise typer.BadParameter(f"{dest} exists already; pick another --name", param_hint="--name")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    tmp.rename(dest)  # a half copy is never listed
+    typer.echo(f"imported {d['family']} model ({_size(d['size_bytes'])}) as {dest}")
+
+
 # ---------------------------------------------------------------- runs (backend/runs.py, worker/runner.py)
 def _read_config(path: Path) -> dict:
     import json

@@ -263,6 +263,9 @@ def create_run(session: Session, settings: Settings, *, project_id: int, user_id
         if cfg.family != src.config.get("family"):
             raise InvalidInput(f"config.family: the adapter of run {src.id} is for {src.config.get('family')!r}")
     check_model(cfg.family, cfg.base_model)
+    from backend.catalog import require_reachable  # a hub id the hub cannot serve: refused now, one sentence
+
+    require_reachable(settings, cfg.base_model)
     snapshot_id = None
     if kind in ("train", "evaluate"):
         if not _split_has_images(session, project_id, cfg.eval_split):

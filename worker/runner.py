@@ -142,6 +142,9 @@ class Executor:
     def run(self) -> str:
         try:
             self.say(f"attempt {self.attempt}: {self.kind.value} run started", phase="starting")
+            from backend.catalog import require_reachable  # the hub may have gone since the launch: fail now
+
+            require_reachable(self.settings, self.cfg.base_model)
             if self.kind == RunKind.train:
                 return self.train()
             if self.kind == RunKind.evaluate:

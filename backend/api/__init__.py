@@ -18,3 +18,7 @@ ROUTERS += [qa.router, splits.router]
 from backend.api import runs  # noqa: E402
 
 ROUTERS.append(runs.router)
+
+from backend.api import models  # noqa: E402
+
+ROUTERS.append(models.router)
