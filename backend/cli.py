@@ -79,21 +79,39 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> Non
 @app.command()
 def up(host: str = typer.Option(None), port: int = typer.Option(None),
        worker: bool = typer.Option(True, help="also start a worker (queues gpu,cpu) in a subprocess"),
-       demo: bool = typer.Option(False, "--demo", help="also run the offline demo (`studio demo`): watch its "
-                                 "train run live on the project's Runs page")) -> None:
+       demo: bool = typer.Option(False, "--demo", help="also launch the demo's train run when the demo model "
+                                 "is ready: watch it live on the project's Runs page"),
+       empty: bool = typer.Option(False, "--empty", help="a fresh data dir stays empty (no demo project, no "
+                                  "demo model build)")) -> None:
     """Start the studio on the embedded default: SQLite and the broker in the data directory, the API
-    and one worker; no server to install."""
+    and one worker; no server to install. A fresh data dir opens on a ready demo project (real
+    SuperTuxKart frames imported, split by track, QA generated) while the demo model builds on the
+    worker."""
+    import threading
+    import time
+
+    from backend.demo import launch_when_ready, open_ready
+
+    t0 = time.perf_counter()
     _prepare()  # migrate once, before two processes open the database
+    settings = get_settings()
+    pid = None if empty else open_ready(settings, log=typer.echo)
+    if pid is not None:
+        typer.echo(f"demo project ready {time.perf_counter() - t0:.1f} s after start")
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", "gpu,cpu"]) if worker else None
-    # The demo runs beside the server in its own process: it builds the project and launches its train
-    # run through the same machinery, so the run shows up live in the browser like any other.
-    demo_proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "demo"]) if demo else None
+    # The demo's train run goes through the same queue as any run, so it shows up live in the browser.
+    stop = threading.Event()
+    demo_proc = None
+    if demo:
+        threading.Thread(target=launch_when_ready, args=(settings, pid), kwargs=dict(log=typer.echo, stop=stop),
+                         name="demo-launch", daemon=True).start()
     # uvicorn re-raises a SIGTERM after its graceful shutdown; with the default handler the process
     # would die before the finally below stops the worker.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         serve(host=host, port=port)
     finally:
+        stop.set()
         for p in (demo_proc, proc):
             if p is None:
                 continue

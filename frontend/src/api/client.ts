@@ -77,6 +77,7 @@ export interface ImageStats { image_id: number; tp: number; fp: number; fn: numb
 export interface GalleryItem {
   image_id: number; file_name: string; width: number; height: number; ground_truth: GalleryBox[];
   before: GalleryBox[] | null; after: GalleryBox[] | null; stats_before: ImageStats | null; stats_after: ImageStats | null; change: number | null;
+  raw_before?: string | null; raw_after?: string | null;
 }
 export interface GalleryQuery { sort?: "most_improved" | "most_regressed" | "image"; label?: string; error?: "" | "missed" | "false_box" | "wrong_label"; offset?: number; limit?: number }
 

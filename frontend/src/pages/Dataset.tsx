@@ -7,6 +7,7 @@ import { BoxOverlay } from "../components/BoxOverlay";
 import { ErrorText } from "../components/ErrorText";
 import { ImportDialog } from "../components/ImportDialog";
 import { ExportForm } from "../components/ExportForm";
+import { DemoBanner } from "../components/DemoBanner";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { api } from "../session";
@@ -40,6 +41,7 @@ export default function Dataset() {
   return (
     <div className="pad dataset">
       <ProjectNav project={project} />
+      <DemoBanner project={project} />
       <div className="toolbar">
         <StatusCounts project={project} current={filters.status ?? ""} onPick={(s) => setFilter({ status: s })} />
         <span className="spacer" />

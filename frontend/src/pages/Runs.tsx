@@ -4,6 +4,7 @@ import { useCallback, useEffect, useId, useState, type FormEvent, type ReactNode
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
 import { ApiError, FINISHED, QA_FAMILIES, type CatalogModel, type RunSummary } from "../api/client";
 import { ErrorText, errText } from "../components/ErrorText";
+import { DemoBanner } from "../components/DemoBanner";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { buildRequest, DEFAULT_FORM, errorField, FAMILIES, type LaunchForm } from "../lib/launch";
@@ -32,6 +33,7 @@ export default function Runs() {
   return (
     <div className="pad">
       {project && <ProjectNav project={project} />}
+      {project && <DemoBanner project={project} />}
       <h1>Runs</h1>
       <ErrorText error={error} />
       <RunList pid={pid} runs={runs} />
