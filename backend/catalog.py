@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from backend import jobfiles
 from backend.config import Settings
 from backend.errors import InvalidInput
 
@@ -112,26 +113,14 @@ def local_models(settings: Settings) -> list[dict]:
 
 # ---------------------------------------------------------------- build jobs
 def read_job(settings: Settings, name: str) -> dict | None:
-    f = jobs_dir(settings) / f"{name}.json"
-    try:
-        job = json.loads(f.read_text())
-    except (OSError, ValueError):
-        return None
-    if job.get("state") == "running" and time.time() - job.get("updated", 0) > JOB_STALE_SECONDS:
+    job = jobfiles.read(jobs_dir(settings), name)
+    if job and job.get("state") == "running" and time.time() - job.get("updated", 0) > JOB_STALE_SECONDS:
         job = {**job, "state": "failed", "error": "the worker building it stopped reporting (lost); build again"}
     return job
 
 
 def write_job(settings: Settings, name: str, **values) -> dict:
-    """Merge `values` into the job's state file (atomic replace: readers never see half a file)."""
-    d = jobs_dir(settings)
-    d.mkdir(parents=True, exist_ok=True)
-    job = read_job(settings, name) or {"name": name, "log": []}
-    job.update(values, updated=time.time())
-    tmp = d / f"{name}.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(job))
-    tmp.replace(d / f"{name}.json")
-    return job
+    return jobfiles.write(jobs_dir(settings), name, **values)
 
 
 def queue_demo_build(settings: Settings, recipe: dict | None = None) -> dict:

@@ -22,3 +22,7 @@ ROUTERS.append(runs.router)
 from backend.api import models  # noqa: E402
 
 ROUTERS.append(models.router)
+
+from backend.api import tryit  # noqa: E402
+
+ROUTERS.append(tryit.router)
