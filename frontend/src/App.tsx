@@ -13,6 +13,7 @@ import RunView from "./pages/RunView";
 import Gallery from "./pages/Gallery";
 import Models from "./pages/Models";
 import Compare from "./pages/Compare";
+import TryIt from "./pages/TryIt";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -56,6 +57,7 @@ export default function App() {
             <Route path="/projects/:pid/runs/:rid" element={<RunView />} />
             <Route path="/projects/:pid/runs/:rid/gallery" element={<Gallery />} />
             <Route path="/projects/:pid/compare" element={<Compare />} />
+            <Route path="/projects/:pid/runs/:rid/try" element={<TryIt />} />
             <Route path="/models" element={<Models />} />
             <Route path="*" element={<p className="pad">Page not found. <Link to="/">Projects</Link></p>} />
           </Routes>

@@ -85,6 +85,7 @@ export default function RunView() {
                 <Link className="button" to={`/projects/${pid}/runs/${rid}/gallery`}>Open the comparison gallery</Link>
               )}
               <Link className="button" to={`/projects/${pid}/runs?from=${rid}#launch-h`}>Launch again with changes</Link>
+              {run.status === "succeeded" && run.kind === "train" && <Link className="button" to={`/projects/${pid}/runs/${rid}/try`}>Try it</Link>}
             </div>
             {note && <p role="status" className="ok">{note}</p>}
           </div>
