@@ -7,6 +7,8 @@ import "uplot/dist/uPlot.min.css";
 import { alignSeries, hasPoints, hoverValue, type SeriesSource } from "../lib/chart";
 
 export const RUN_COLOURS = ["#4f8cff", "#f5a623", "#3ecf8e", "#e5484d", "#b07cff", "#2bc4d6"];
+const VAL_COLOURS = ["#a9c8ff", "#ffd699", "#a6ecc9", "#f4a3a5", "#dcc4ff", "#a3e6ee"]; // the same hue, lighter
+const STEP_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000, 50000, 100000];
 const AXIS = { stroke: "#c9ccd3", grid: { stroke: "#2a2d35", width: 1 }, ticks: { stroke: "#2a2d35", width: 1 } };
 
 export function LossChart({ sources, title = "Loss", height = 240 }: { sources: SeriesSource[]; title?: string; height?: number }) {
@@ -23,14 +25,16 @@ export function LossChart({ sources, title = "Loss", height = 240 }: { sources: 
     const opts: uPlot.Options = {
       width, height, title,
       scales: { x: { time: false } },
-      axes: [{ ...AXIS, label: "step" }, { ...AXIS, label: "loss", size: 60 }],
+      // steps are whole numbers: integer ticks only
+      axes: [{ ...AXIS, label: "step", incrs: STEP_INCRS, values: (_u, ticks) => ticks.map((t) => String(Math.round(t))) },
+        { ...AXIS, label: "loss", size: 60 }],
       cursor: { drag: { x: true, y: false } },
       series: [
         { label: "step", value: (_u, v) => (v == null ? "—" : String(v)) },
         ...series.map((s) => ({
-          label: s.label, stroke: RUN_COLOURS[s.run % RUN_COLOURS.length], width: s.kind === "val" ? 2 : 1.5,
-          dash: s.kind === "val" ? [6, 4] : undefined, spanGaps: true,
-          points: { show: s.kind === "val" || steps.length < 30 },
+          label: s.label, stroke: (s.kind === "val" ? VAL_COLOURS : RUN_COLOURS)[s.run % RUN_COLOURS.length],
+          width: s.kind === "val" ? 2 : 1.5, dash: s.kind === "val" ? [6, 4] : undefined, spanGaps: true,
+          points: { show: s.kind === "val" || steps.length < 30, size: s.kind === "val" ? 8 : 5 },
           value: (_u: uPlot, v: number | null) => hoverValue(v),
         })),
       ],

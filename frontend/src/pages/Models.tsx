@@ -47,7 +47,8 @@ export default function Models() {
             <div className="row progress-row">
               <progress max={100} value={percent(job.progress)} aria-label="Demo model build progress" />
               <b>{percent(job.progress)} %</b>
-              {job.total_steps ? <span>step {job.step ?? 0} / {job.total_steps}</span> : <span>preparing synthetic scenes…</span>}
+              {job.total_steps ? <span>step {job.step ?? 0} / {job.total_steps}</span>
+                : <span>{job.state === "queued" ? "waiting for a worker…" : "drawing the synthetic scenes, building the base…"}</span>}
               <span>ETA {formatEta(job.eta_seconds)}</span>
             </div>
           )}
