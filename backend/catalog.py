@@ -228,10 +228,16 @@ def unreachable_message(settings: Settings, base_model: str, how: str) -> str:
             f"({how}) and it is not in the local cache; {have}.")
 
 
+def is_hub_id(base_model: str) -> bool:
+    """`org/name` that is no local path (the rule backend.runs.check_model applies)."""
+    p = Path(base_model).expanduser()
+    return not (p.exists() or p.is_absolute() or base_model.startswith((".", "~")) or base_model.count("/") != 1)
+
+
 def require_reachable(settings: Settings, base_model: str) -> None:
     """A hub id that is neither cached nor reachable is refused now (422) with one sentence, not
-    after a worker spent its retries on it. A local folder passes."""
-    if Path(base_model).expanduser().is_dir() or hub_cached(base_model):
+    after a worker spent its retries on it. Anything else (a local folder, present or not) passes."""
+    if not is_hub_id(base_model) or hub_cached(base_model):
         return
     ok, how = hub_reachable()
     if not ok:

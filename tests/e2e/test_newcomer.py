@@ -113,6 +113,14 @@ def test_newcomer_trains_compares_and_tries_from_the_browser(upage, up):
     expect(status).to_have_text("ready", timeout=240_000)
     ready_model_s = time.monotonic() - t0
     expect(page.get_by_role("table", name="Model catalogue")).to_contain_text("SYNTHETIC")
+    # the build was a job on the worker's queue, with progress and a log, shortened by the real setting
+    job = api.get("/api/models/jobs/demo").json()
+    assert job["state"] == "succeeded" and job["recipe"] == QUICK_RECIPE
+    assert job["progress"] == 1.0 and job["step"] == job["total_steps"] == QUICK_RECIPE["steps"]
+    assert job["log"][0].endswith("demo model build queued") and job["log"][-1].endswith(job["path"])
+    assert any("pre-training the tiny PaliGemma" in ln for ln in job["log"])
+    demo = api.get("/api/models").json()["items"][0]
+    assert demo["status"] == "ready" and demo["id"] == job["path"] and demo["pretrained"]["steps"] == 4
     assert_accessible(page)
     shot(page, "62-models-ready")
 

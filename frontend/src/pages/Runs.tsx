@@ -173,7 +173,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
             {(p) => <select {...p} {...text("family")}>{FAMILIES.map(([v, t]) => <option key={v} value={v}>{t}</option>)}</select>}
           </Field>
           <Field label="Base model" error={errors.base_model} help="a hub id (org/name) or a local save_pretrained folder on the worker">
-            {(p) => <input {...p} {...text("base_model")} className="wide" placeholder="google/paligemma2-3b-pt-224" />}
+            {(p) => <input {...p} {...text("base_model")} className="wide" placeholder="empty: pick a model from the catalogue" />}
           </Field>
           {!train && (
             <Field label="Adapter (train run)" error={errors.adapter_run_id} help="empty: the base model alone">
