@@ -205,7 +205,7 @@ function Grid({ project, filters, selected, setSelected }: {
   return (
     <>
       <ErrorText error={error} />
-      <p className="muted" aria-live="polite">{total === null ? "Loading…" : `${total} images`}</p>
+      <p className="muted" aria-live="polite">{total === null ? "Loading…" : total === 0 ? "0 images here: use Import… above (images, a zip, or COCO / YOLO / VOC / SuperTuxKart annotations), or clear the filters." : `${total} images`}</p>
       <div ref={parentRef} className="grid-scroll" data-testid="grid">
         <div style={{ height: virt.getTotalSize(), position: "relative" }}>
           {rows.map((r) => (
