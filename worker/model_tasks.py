@@ -34,28 +34,25 @@ def build_model(settings: Settings, name: str, recipe: dict | None = None) -> st
         lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} {msg}")
         write_job(settings, name, log=lines[-LOG_LINES:], **values)
 
+    first: list = []  # (time, step) of the first reported step: the rate is measured from there
+
     def progress(step: int, total: int) -> None:
         now = time.time()
+        if not first:
+            first.append((now, step))
         if now - last[0] < 1.0 and step < total:  # throttled file writes
             return
         last[0] = now
-        took = now - t_train
+        t1, s1 = first[0]
+        eta = (now - t1) / (step - s1) * (total - step) if step > s1 else None
         write_job(settings, name, progress=0.1 + 0.9 * step / total, step=step, total_steps=total,
-                  eta_seconds=round(took / step * (total - step), 1) if step else None)
+                  eta_seconds=round(eta, 1) if eta is not None else None)
 
     say(f"build started (worker pid {os.getpid()})", state="running", pid=os.getpid(), started_at=t0, progress=0.0)
     try:
         r = Recipe(**(recipe if recipe is not None else settings.demo_recipe))
-        t_train = time.time()
-
-        def on_log(msg: str) -> None:
-            nonlocal t_train
-            if msg.startswith("pre-training"):
-                t_train = time.time()
-            say(msg)
-
-        # the synthetic scenes and the base take ~10 % of the time; the steps the rest
-        path = ensure_pretrained(settings.data_dir, r, log=on_log, progress=progress)
+        # the synthetic scenes and the base come first (the bar's first 10 %), then the steps
+        path = ensure_pretrained(settings.data_dir, r, log=say, progress=progress)
     except Exception as e:  # noqa: BLE001 - the job ends with its reason, like a run
         say(f"failed: {type(e).__name__}: {e}", state="failed", error=f"{type(e).__name__}: {e}",
             traceback=traceback.format_exc(), ended_at=time.time(), eta_seconds=None)
