@@ -88,6 +88,12 @@ def test_unreachable_hub_id_is_refused_at_launch_in_one_sentence(client, app, of
     assert str(dest.resolve()) in msg and msg.count(". ") == 0  # one sentence naming the local model
     with session_scope(app.state.sessionmaker) as s:
         assert s.scalars(select(Run.id)).all() == []  # nothing queued
+    # the catalogue's pick (its id and family) launches at once: no dry run, no hub
+    pick = next(m for m in client.get("/api/models").json()["items"] if m["source"] == "local")
+    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": config(
+        pick["id"], family=pick["family"])})
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "queued" and r.json()["config"]["base_model"] == str(dest.resolve())
 
 
 def test_hub_that_does_not_answer_is_refused_without_the_offline_flag(client, app, monkeypatch, tmp_path,
