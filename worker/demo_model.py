@@ -320,8 +320,11 @@ def ensure_pretrained(data_dir: str | Path, r: Recipe | None = None, *, log=prin
     log(f"pre-training the tiny PaliGemma on {r.n_images} SYNTHETIC racing scenes (worker/synth_karts.py; "
         "not game frames), once; cached in " + str(out))
     write_dataset(tmp / "synthetic", r.n_images, seed=1000 + r.seed)
+    log(f"drew {r.n_images} synthetic scenes ({time.perf_counter() - t0:.0f} s)")
     samples = detection_curriculum(synthetic_samples(tmp / "synthetic", seed=r.seed))
     build_base(tmp / "init", r)
+    log(f"{len(samples)} detection samples, base model initialised ({time.perf_counter() - t0:.0f} s); "
+        f"{r.steps} steps next")
     model, processor, losses = pretrain(tmp / "init", samples, r, log, progress)
     _save(model, processor, tmp / "model", processor.tokenizer)
     (tmp / "model" / "studio_pretraining.json").write_text(json.dumps({
