@@ -79,21 +79,39 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> Non
 @app.command()
 def up(host: str = typer.Option(None), port: int = typer.Option(None),
        worker: bool = typer.Option(True, help="also start a worker (queues gpu,cpu) in a subprocess"),
-       demo: bool = typer.Option(False, "--demo", help="also run the offline demo (`studio demo`): watch its "
-                                 "train run live on the project's Runs page")) -> None:
+       demo: bool = typer.Option(False, "--demo", help="also launch the demo's train run when the demo model "
+                                 "is ready: watch it live on the project's Runs page"),
+       empty: bool = typer.Option(False, "--empty", help="a fresh data dir stays empty (no demo project, no "
+                                  "demo model build)")) -> None:
     """Start the studio on the embedded default: SQLite and the broker in the data directory, the API
-    and one worker; no server to install."""
+    and one worker; no server to install. A fresh data dir opens on a ready demo project (real
+    SuperTuxKart frames imported, split by track, QA generated) while the demo model builds on the
+    worker."""
+    import threading
+    import time
+
+    from backend.demo import launch_when_ready, open_ready
+
+    t0 = time.perf_counter()
     _prepare()  # migrate once, before two processes open the database
+    settings = get_settings()
+    pid = None if empty else open_ready(settings, log=typer.echo)
+    if pid is not None:
+        typer.echo(f"demo project ready {time.perf_counter() - t0:.1f} s after start")
     proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", "gpu,cpu"]) if worker else None
-    # The demo runs beside the server in its own process: it builds the project and launches its train
-    # run through the same machinery, so the run shows up live in the browser like any other.
-    demo_proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "demo"]) if demo else None
+    # The demo's train run goes through the same queue as any run, so it shows up live in the browser.
+    stop = threading.Event()
+    demo_proc = None
+    if demo:
+        threading.Thread(target=launch_when_ready, args=(settings, pid), kwargs=dict(log=typer.echo, stop=stop),
+                         name="demo-launch", daemon=True).start()
     # uvicorn re-raises a SIGTERM after its graceful shutdown; with the default handler the process
     # would die before the finally below stops the worker.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         serve(host=host, port=port)
     finally:
+        stop.set()
         for p in (demo_proc, proc):
             if p is None:
                 continue
@@ -382,6 +400,117 @@ def demo(
     typer.echo("Open it in the studio: `studio up`, then the project's Runs page.")
     if res.status != "succeeded":
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- model catalogue (backend/catalog.py)
+models_app = typer.Typer(help="The model catalogue: local models, the demo model, hub presets.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json", help="the GET /api/models items as JSON")) -> None:
+    """Every base model a run can start from, with family, size, parameters and status."""
+    import json
+
+    from backend.catalog import catalogue
+
+    items = catalogue(get_settings())
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    for m in items:
+        params = f"{m['parameters'] / 1e6:.1f} M params" if m.get("parameters") else "- params"
+        typer.echo(f"{m['status']:<10} {m['source']:<5} {m['family'] or '?':<11} {_size(m.get('size_bytes')):>9} "
+                   f"{params:>16}  {m['id']}" + (f"  ({m['note']})" if m.get("note") else ""))
+
+
+@models_app.command("build")
+def models_build(
+    name: str = typer.Argument("demo", help="demo (the pre-trained demo model) or tiny-<family> (random, seconds)"),
+    steps: int = typer.Option(None, "--steps", min=1, help="demo: pre-training steps (default: the tuned recipe)"),
+    wait: bool = typer.Option(False, "--wait", help="demo: follow the job until it ends"),
+    inline: bool = typer.Option(False, "--inline", help="demo: build in this process instead of a worker"),
+) -> None:
+    """Build a model into <data>/models: the demo model as a job on the worker queue (like a run),
+    or a tiny random model of a family (worker/tiny.py, for trying the pipeline)."""
+    import time
+
+    from backend import catalog
+
+    settings = get_settings()
+    _prepare()
+    if name.startswith("tiny-"):
+        from worker.tiny import BUILDERS, build_tiny
+
+        family = name[len("tiny-"):]
+        if family not in BUILDERS:
+            raise typer.BadParameter(f"unknown family {family!r}; one of {', '.join(BUILDERS)}", param_hint="NAME")
+        out = build_tiny(family, catalog.models_dir(settings) / name)
+        typer.echo(f"built {out} (random weights: it answers nothing useful, for trying the pipeline)")
+        return
+    if name != catalog.DEMO_JOB:
+        raise typer.BadParameter(f"unknown model {name!r}: demo or tiny-<family>", param_hint="NAME")
+    recipe = {"steps": steps} if steps else None
+    if inline:
+        from worker.model_tasks import build_model
+
+        catalog.write_job(settings, name, state="queued", log=[], error=None, progress=0.0)
+        state = build_model(settings, name, {**settings.demo_recipe, **(recipe or {})})
+    else:
+        job = catalog.queue_demo_build(settings, recipe)
+        typer.echo(f"demo model build {job['state']} (GET /api/models/jobs/demo); a worker builds it")
+        if not wait:
+            return
+        seen = 0
+        while True:
+            job = catalog.read_job(settings, name) or {}
+            for line in (job.get("log") or [])[seen:]:
+                typer.echo(line)
+            seen = len(job.get("log") or [])
+            if job.get("state") in ("succeeded", "failed"):
+                break
+            time.sleep(2)
+        state = job["state"]
+    job = catalog.read_job(settings, name) or {}
+    typer.echo(f"demo model: {state}" + (f" -> {job.get('path')}" if state == "succeeded" else f": {job.get('error')}"))
+    if state != "succeeded":
+        raise typer.Exit(1)
+
+
+@models_app.command("import")
+def models_import(
+    src: Path = typer.Argument(..., help="a save_pretrained folder (config.json and weights)"),
+    name: str = typer.Option(None, "--name", help="folder name under <data>/models (default: the source's)"),
+) -> None:
+    """Copy a local model folder into the catalogue (<data>/models/NAME), checking its family."""
+    import shutil
+
+    from backend import catalog
+
+    settings = get_settings()
+    d = catalog.describe_folder(src)
+    if d is None:
+        raise typer.BadParameter(f"{src} is not a save_pretrained folder (no readable config.json)", param_hint="SRC")
+    if d["family"] is None:
+        raise typer.BadParameter(d["note"], param_hint="SRC")
+    dest = catalog.models_dir(settings) / (name or src.resolve().name)
+    if dest.exists():
+        raise typer.BadParameter(f"{dest} exists already; pick another --name", param_hint="--name")
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    tmp.rename(dest)  # a half copy is never listed
+    typer.echo(f"imported {d['family']} model ({_size(d['size_bytes'])}) as {dest}")
 
 
 # ---------------------------------------------------------------- runs (backend/runs.py, worker/runner.py)

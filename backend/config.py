@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     run_max_attempts: int = 3
     reaper_interval_seconds: float = 15.0
     queued_resend_seconds: float = 120.0
+    # The demo model's pre-training recipe: overrides of worker.demo_model.Recipe's tuned defaults,
+    # e.g. STUDIO_DEMO_RECIPE='{"steps": 6, "n_images": 40}' for a quick build (tests, a first look).
+    demo_recipe: dict = {}
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"

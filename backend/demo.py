@@ -92,6 +92,112 @@ def _split(session, pid: int, fmt: str, data: Path | None, log) -> tuple[dict, s
     return res["counts"], key
 
 
+DEMO_PROJECT = "Demo: SuperTuxKart real frames"
+NEXT_STEPS = ("What to try: browse the frames and their engine boxes (Dataset), read the generated questions (QA "
+              "review), then on Runs launch a train run from the demo model (the Models page says when it is "
+              "ready), compare two runs, and try the fine-tuned model on a frame.")
+
+
+def build_project(sm, settings: Settings, *, data: Path | None = None, fmt: str = "supertuxkart",
+                  log: Callable[[str], None] = print) -> tuple[int, int, str]:
+    """The demo project: the frames imported, split (by track for the shipped frames), QA generated;
+    seconds, no torch. Returns (project id, admin user id, the split's leak key)."""
+    from backend.db import session_scope
+    from backend.importer import import_source, source_from_path
+    from backend.models import Membership, Project, Role, User
+    from backend.qa import store as qa_store
+    from backend.storage import ImageStore
+
+    src = Path(data) if data is not None else DEMO_DATA
+    what = ("REAL SuperTuxKart 1.5 frames (rendered from the game with pystk2; boxes and kart names from the "
+            "game engine)" if data is None else f"{src} ({fmt})")
+    log(f"a project from {what}")
+    with session_scope(sm) as s:
+        admin = s.scalar(select(User).where(User.username == "admin"))
+        project = Project(name=DEMO_PROJECT if data is None else f"Demo: {src.name}",
+                          description=SYNTHETIC_NOTE + f"This project holds {what}; a train run fine-tunes "
+                          "that model with LoRA on the train split and compares it before/after on the "
+                          "held-out split. " + NEXT_STEPS)
+        s.add(project)
+        s.flush()
+        s.add(Membership(project_id=project.id, user_id=admin.id, role=Role.admin))
+        pid, uid = project.id, admin.id
+    with session_scope(sm) as s:
+        rep = import_source(s, ImageStore(settings.data_dir, settings.thumbnail_size), settings, pid, fmt,
+                            source_from_path(src, settings))
+    log(f"imported {rep.images_added} images, {rep.boxes_added} boxes (labels: {', '.join(rep.labels_created)})")
+    with session_scope(sm) as s:
+        _, leak_key = _split(s, pid, fmt, data, log)
+        qa = qa_store.generate(s, pid, QA_FAMILIES, seed=0, options=QA_OPTIONS)
+    log(f"generated {qa['total']} QA pairs ({', '.join(QA_FAMILIES)})")
+    return pid, uid, leak_key
+
+
+def open_ready(settings: Settings, *, log: Callable[[str], None] = print) -> int | None:
+    """`studio up` on a data dir without projects: the demo project now (seconds), and the demo
+    model's build queued for the worker (unless it is ready or being built). Returns the project id
+    (None when the studio already has projects: nothing is added to a studio in use)."""
+    from backend import catalog
+    from backend.db import make_engine, make_sessionmaker
+    from backend.models import Project
+
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        sm = make_sessionmaker(engine)
+        with sm() as s:
+            if s.scalar(select(Project.id).limit(1)) is not None:
+                return None
+        t0 = time.perf_counter()
+        pid, _, _ = build_project(sm, settings, log=log)
+        log(f"demo project {pid} ready in {time.perf_counter() - t0:.1f} s")
+    finally:
+        engine.dispose()
+    demo = catalog.catalogue(settings)[0]
+    if demo["status"] in ("not_built", "failed"):
+        catalog.queue_demo_build(settings)
+        log("demo model: build queued on the worker (the Models page shows its progress)")
+    return pid
+
+
+def launch_when_ready(settings: Settings, project_id: int | None = None, *, poll: float = 5.0,
+                      log: Callable[[str], None] = print, stop=None) -> int | None:
+    """`studio up --demo`: wait for the demo model (queueing its build if needed), then launch the
+    demo's train run on the demo project through the queue. Returns the run id (None if stopped or
+    the build failed)."""
+    from backend import catalog
+    from backend.db import make_engine, make_sessionmaker, session_scope
+    from backend.models import Project, User
+    from backend.runs import create_run
+
+    while True:
+        demo = catalog.catalogue(settings)[0]
+        if demo["status"] == "ready":
+            break
+        if demo["status"] == "failed":
+            log(f"demo model: {demo['note']}; no demo run launched")
+            return None
+        if demo["status"] == "not_built":
+            catalog.queue_demo_build(settings)
+        if stop is not None and stop.wait(poll):
+            return None
+        if stop is None:
+            time.sleep(poll)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            pid = project_id or s.scalar(select(Project.id).where(Project.name == DEMO_PROJECT).order_by(Project.id))
+            if pid is None:
+                log("no demo project: no demo run launched")
+                return None
+            admin = s.scalar(select(User).where(User.username == "admin"))
+            run = create_run(s, settings, project_id=pid, user_id=admin.id if admin else None, kind="train",
+                             config={**RUN_CONFIG, "base_model": demo["id"], "leak_key": "track"})
+            log(f"demo train run {run.id} queued on project {pid}: watch it on the project's Runs page")
+            return run.id
+    finally:
+        engine.dispose()
+
+
 def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supertuxkart",
              run_overrides: dict | None = None, recipe: dict | None = None, threads: int = 2,
              log: Callable[[str], None] = print) -> DemoResult:
@@ -100,11 +206,8 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
 
     from backend.auth import bootstrap_admin
     from backend.db import make_engine, make_sessionmaker, migrate, session_scope
-    from backend.importer import import_source, source_from_path
-    from backend.models import Membership, Project, Role, Run, User
-    from backend.qa import store as qa_store
+    from backend.models import Run
     from backend.runs import create_run
-    from backend.storage import ImageStore
     from worker.demo_model import Recipe, ensure_pretrained
     from worker.runner import execute
 
@@ -125,28 +228,8 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
         seconds["pretrain"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        src = Path(data) if data is not None else DEMO_DATA
-        what = ("REAL SuperTuxKart 1.5 frames (rendered from the game with pystk2; boxes and kart names from the "
-                "game engine)" if data is None else f"{src} ({fmt})")
-        log(f"2/3 a project from {what}")
-        with session_scope(sm) as s:
-            admin = s.scalar(select(User).where(User.username == "admin"))
-            project = Project(name=f"Demo: {'SuperTuxKart real frames' if data is None else src.name}",
-                              description=SYNTHETIC_NOTE + f"This project holds {what}; the train run fine-tunes "
-                              "that model with LoRA on the train split and compares it before/after on the "
-                              "held-out split.")
-            s.add(project)
-            s.flush()
-            s.add(Membership(project_id=project.id, user_id=admin.id, role=Role.admin))
-            pid, uid = project.id, admin.id
-        with session_scope(sm) as s:
-            rep = import_source(s, ImageStore(settings.data_dir, settings.thumbnail_size), settings, pid, fmt,
-                                source_from_path(src, settings))
-        log(f"imported {rep.images_added} images, {rep.boxes_added} boxes (labels: {', '.join(rep.labels_created)})")
-        with session_scope(sm) as s:
-            _, leak_key = _split(s, pid, fmt, data, log)
-            qa = qa_store.generate(s, pid, QA_FAMILIES, seed=0, options=QA_OPTIONS)
-        log(f"generated {qa['total']} QA pairs ({', '.join(QA_FAMILIES)})")
+        log("2/3 a project")
+        pid, uid, leak_key = build_project(sm, settings, data=data, fmt=fmt, log=log)
         seconds["project"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()

@@ -263,6 +263,9 @@ def create_run(session: Session, settings: Settings, *, project_id: int, user_id
         if cfg.family != src.config.get("family"):
             raise InvalidInput(f"config.family: the adapter of run {src.id} is for {src.config.get('family')!r}")
     check_model(cfg.family, cfg.base_model)
+    from backend.catalog import require_reachable  # a hub id the hub cannot serve: refused now, one sentence
+
+    require_reachable(settings, cfg.base_model)
     snapshot_id = None
     if kind in ("train", "evaluate"):
         if not _split_has_images(session, project_id, cfg.eval_split):
@@ -404,11 +407,20 @@ def run_view(run: Run) -> dict:
         "total_steps": run.total_steps, "loss_history": lh, "learning_rate": run.learning_rate,
         "samples_per_s": run.samples_per_s, "eta_seconds": run.eta_seconds, "log_tail": run.log_tail or [],
         "metrics": metrics, "error": run.error, "traceback": run.traceback, "adapter_bytes": run.adapter_bytes,
-        "merged": bool(run.merged_path), "snapshot_id": run.snapshot_id, "attempts": run.attempts,
+        "merged": bool(run.merged_path), "snapshot_id": run.snapshot_id, "snapshot_sha256": _snapshot_sha(run),
+        "attempts": run.attempts,
         "max_attempts": run.max_attempts, "cancel_requested": bool(run.cancel_requested),
         "worker_id": run.worker_id, "heartbeat_at": _iso(run.heartbeat_at), "version": run.version,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
     }
+
+
+def _snapshot_sha(run: Run) -> str | None:
+    """The frozen dataset's content hash: two runs with the same one trained and scored on the same data."""
+    from sqlalchemy.orm import object_session
+
+    s = object_session(run)
+    return s.scalar(select(Snapshot.sha256).where(Snapshot.id == run.snapshot_id)) if s and run.snapshot_id else None
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -422,8 +434,9 @@ def list_runs(session: Session, project_id: int, limit: int = 100, offset: int =
     items = []
     for r in runs:
         v = run_view(r)
-        for k in ("loss_history", "log_tail", "traceback", "config"):
+        for k in ("loss_history", "log_tail", "traceback"):
             v.pop(k)
+        v["config"] = {k: x for k, x in v["config"].items() if k != "image_ids"}  # the list shows the configuration
         items.append(v)
     return {"items": items, "total": total}
 

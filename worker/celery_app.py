@@ -46,7 +46,7 @@ def producer(settings: Settings) -> Celery:
 
 def make_worker_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = _configure(Celery("studio", include=["worker.tasks"]), settings.resolved_broker_url(), settings.queue_prefix)
+    app = _configure(Celery("studio", include=["worker.tasks", "worker.model_tasks", "worker.tryit"]), settings.resolved_broker_url(), settings.queue_prefix)
     app.conf.studio_settings = settings
     return app
 

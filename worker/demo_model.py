@@ -242,7 +242,7 @@ def soft_token_loss(logits: torch.Tensor, labels: torch.Tensor, loc_ids: torch.T
     return total / max(int(keep.sum()), 1)
 
 
-def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print) -> tuple:
+def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=None) -> tuple:
     """Full-parameter training (AdamW, warm-up + cosine) of the model in `base` on detection
     samples, with the soft location loss plus the auxiliary patch loss (see the module docstring);
     returns (model, processor, token losses)."""
@@ -287,6 +287,8 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print) -> tuple:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+        if progress is not None:
+            progress(step + 1, r.steps)
         if (step + 1) % 50 == 0 or step + 1 == r.steps:
             log(f"pre-train step {step + 1}/{r.steps} loss {sum(losses[-50:]) / len(losses[-50:]):.3f} "
                 f"({time.perf_counter() - t0:.0f} s)")
@@ -303,7 +305,7 @@ def detection_curriculum(samples: list[Sample]) -> list[Sample]:
     return [dataclasses.replace(s, boxes=largest_first(s.boxes)) for s in samples if s.task == "detect" and s.boxes]
 
 
-def ensure_pretrained(data_dir: str | Path, r: Recipe | None = None, *, log=print) -> Path:
+def ensure_pretrained(data_dir: str | Path, r: Recipe | None = None, *, log=print, progress=None) -> Path:
     """The cached pre-trained model folder (built now if missing): `<data_dir>/models/tiny-paligemma-synth-<key>/`."""
     from worker.synth_karts import write_dataset
     from worker.tiny import _save
@@ -318,9 +320,12 @@ def ensure_pretrained(data_dir: str | Path, r: Recipe | None = None, *, log=prin
     log(f"pre-training the tiny PaliGemma on {r.n_images} SYNTHETIC racing scenes (worker/synth_karts.py; "
         "not game frames), once; cached in " + str(out))
     write_dataset(tmp / "synthetic", r.n_images, seed=1000 + r.seed)
+    log(f"drew {r.n_images} synthetic scenes ({time.perf_counter() - t0:.0f} s)")
     samples = detection_curriculum(synthetic_samples(tmp / "synthetic", seed=r.seed))
     build_base(tmp / "init", r)
-    model, processor, losses = pretrain(tmp / "init", samples, r, log)
+    log(f"{len(samples)} detection samples, base model initialised ({time.perf_counter() - t0:.0f} s); "
+        f"{r.steps} steps next")
+    model, processor, losses = pretrain(tmp / "init", samples, r, log, progress)
     _save(model, processor, tmp / "model", processor.tokenizer)
     (tmp / "model" / "studio_pretraining.json").write_text(json.dumps({
         "data": "SYNTHETIC racing scenes from worker/synth_karts.py (not game frames)",

@@ -39,6 +39,7 @@ from worker.lease import Lease, LeaseLost, default_worker_id
 from worker.types import Box, Sample
 
 log = logging.getLogger("studio.runner")
+VAL_SAMPLES = 64  # held-out samples of the validation loss (a forward pass each, no generation)
 PHASE_SPAN = {"before": (0.0, 0.1), "train": (0.1, 0.9), "after": (0.9, 1.0)}  # share of the progress bar
 PRED_COLS = ("run_id", "image_id", "phase", "task", "label", "x1", "y1", "x2", "y2", "score", "raw_text", "qtype",
              "question", "expected", "answer", "correct")
@@ -99,6 +100,7 @@ class Executor:
         self._last_write = 0.0
         self._last_cancel_check = 0.0
         self._cancel = False
+        self._eval_rate: float | None = None  # held-out samples/s measured by the last evaluation
 
     # ------------------------------------------------------------ row writes
     def write(self, session: Session | None = None, **values) -> None:
@@ -142,6 +144,9 @@ class Executor:
     def run(self) -> str:
         try:
             self.say(f"attempt {self.attempt}: {self.kind.value} run started", phase="starting")
+            from backend.catalog import require_reachable  # the hub may have gone since the launch: fail now
+
+            require_reachable(self.settings, self.cfg.base_model)
             if self.kind == RunKind.train:
                 return self.train()
             if self.kind == RunKind.evaluate:
@@ -237,11 +242,19 @@ class Executor:
         lo, hi = PHASE_SPAN[phase]
         samples = det + vqa
 
+        t_eval = time.monotonic()
+
         def progress(done: int, total: int) -> None:
             if self.should_cancel():
                 raise Cancelled
             if time.monotonic() - self._last_write > 0.5:
-                self.write(progress=lo + (hi - lo) * done / max(total, 1))
+                # ETA from this phase's measured samples/s (and, before training, the same again after it)
+                rate = done / max(time.monotonic() - t_eval, 1e-6)
+                self._eval_rate = rate if done else self._eval_rate
+                eta = (total - done) / rate if done else None
+                if eta is not None and phase == "before" and self.kind == RunKind.train:
+                    eta += total / rate
+                self.write(progress=lo + (hi - lo) * done / max(total, 1), eta_seconds=eta)
 
         self.say(f"{phase}: evaluating on {len(det)} held-out images and {len(vqa)} questions", phase=phase,
                  progress=lo)
@@ -337,19 +350,30 @@ class Executor:
             self.history = []
         lo, hi = PHASE_SPAN["train"]
 
+        last_line = [0.0]
+        after_s = (len(det) + len(vqa)) / self._eval_rate if self._eval_rate else 0.0  # the evaluation to come
+
         def progress(p: Progress) -> None:
-            self.history.append({"step": p.step, "loss": p.loss, "lr": p.learning_rate, "attempt": self.attempt})
+            self.history.append({"step": p.step, "loss": p.loss, "lr": p.learning_rate, "attempt": self.attempt,
+                                 **({"val_loss": p.val_loss} if p.val_loss is not None else {})})
+            if p.step == 1 or p.step == p.total or time.monotonic() - last_line[0] > 10:  # throttled log line
+                last_line[0] = time.monotonic()
+                self.tail.append(log_line(f"train: step {p.step}/{p.total} loss {p.loss:.4f} lr {p.learning_rate:.2e} "
+                                          f"{p.samples_per_s:.1f} samples/s"))
             at_ck = bool(tc.checkpoint_every) and p.step % tc.checkpoint_every == 0
             if at_ck or p.step == p.total or time.monotonic() - self._last_write > 0.5:
                 self.write(phase="train", step=p.step, total_steps=p.total, progress=lo + (hi - lo) * p.step / p.total,
                            loss_history=self.history, learning_rate=p.learning_rate, samples_per_s=p.samples_per_s,
-                           eta_seconds=p.eta_s)
+                           eta_seconds=p.eta_s + after_s)
 
         self.say(f"train: {tc.method} rank {tc.rank}, {tc.max_steps or tc.epochs} {'steps' if tc.max_steps else 'epochs'}",
                  phase="train")
-        result = train(tc, train_s, progress=progress, should_cancel=self.should_cancel, resume_from=resume)
+        result = train(tc, train_s, val_samples=(det + vqa)[:VAL_SAMPLES], progress=progress,
+                       should_cancel=self.should_cancel, resume_from=resume)
+        if result.val_losses:  # the held-out loss (every eval_every steps and at the end): the chart's second line
+            self.metrics["val_loss"] = [[st, v] for st, v in result.val_losses]
         values = dict(adapter_path=str(result.adapter_dir), adapter_bytes=result.adapter_bytes, step=result.steps,
-                      loss_history=self.history)
+                      loss_history=self.history, metrics=self.metrics)
         if result.cancelled:
             return self.finish(RunStatus.cancelled, f"cancelled at step {result.steps}; the adapter of that step is kept",
                                **values)

@@ -18,3 +18,11 @@ ROUTERS += [qa.router, splits.router]
 from backend.api import runs  # noqa: E402
 
 ROUTERS.append(runs.router)
+
+from backend.api import models  # noqa: E402
+
+ROUTERS.append(models.router)
+
+from backend.api import tryit  # noqa: E402
+
+ROUTERS.append(tryit.router)

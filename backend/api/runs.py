@@ -213,12 +213,17 @@ def gallery(db: DB, user: CurrentUser, run_id: Id,
         items.sort(key=lambda t: (t[3] is None, sign * (t[3] or 0), t[0]))
     page = items[offset: offset + limit]
     boxes: dict[tuple[int, str], list] = {}
+    raws: dict[tuple[int, str], str | None] = {}
     if page:
         for p in db.scalars(select(Prediction).where(
                 Prediction.run_id == run.id, Prediction.task == "detect", Prediction.label.is_not(None),
                 Prediction.image_id.in_([t[0] for t in page])).order_by(Prediction.id)):
             boxes.setdefault((p.image_id, p.phase), []).append(
                 {"label": p.label, "box": [p.x1, p.y1, p.x2, p.y2], "score": p.score})
+        for iid, phase, raw in db.execute(select(Prediction.image_id, Prediction.phase, Prediction.raw_text).where(
+                Prediction.run_id == run.id, Prediction.task == "detect",
+                Prediction.image_id.in_([t[0] for t in page])).order_by(Prediction.id)):
+            raws.setdefault((iid, phase), raw)  # the model's raw output: one text per image and phase
     out = []
     for iid, b, a, change in page:
         im = ims[iid]
@@ -226,7 +231,8 @@ def gallery(db: DB, user: CurrentUser, run_id: Id,
                     "ground_truth": [{"label": g[0], "box": g[1:5]} for g in im["boxes"]],
                     "before": boxes.get((iid, "before"), []) if b else None,
                     "after": boxes.get((iid, "after"), []) if a else None,
-                    "stats_before": b, "stats_after": a, "change": change})
+                    "stats_before": b, "stats_after": a, "change": change,
+                    "raw_before": raws.get((iid, "before")), "raw_after": raws.get((iid, "after"))})
     return {"items": out, "total": len(items)}
 
 

@@ -11,6 +11,9 @@ import QA from "./pages/QA";
 import Runs from "./pages/Runs";
 import RunView from "./pages/RunView";
 import Gallery from "./pages/Gallery";
+import Models from "./pages/Models";
+import Compare from "./pages/Compare";
+import TryIt from "./pages/TryIt";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -35,6 +38,7 @@ export default function App() {
         <Link to="/" className="brand">VLM Studio</Link>
         {user && (
           <nav aria-label="Account">
+            <Link to="/models">Models</Link>
             <span className="muted">signed in as <strong>{user.username}</strong></span>
             <button onClick={signOut}>Sign out</button>
           </nav>
@@ -52,6 +56,9 @@ export default function App() {
             <Route path="/projects/:pid/runs" element={<Runs />} />
             <Route path="/projects/:pid/runs/:rid" element={<RunView />} />
             <Route path="/projects/:pid/runs/:rid/gallery" element={<Gallery />} />
+            <Route path="/projects/:pid/compare" element={<Compare />} />
+            <Route path="/projects/:pid/runs/:rid/try" element={<TryIt />} />
+            <Route path="/models" element={<Models />} />
             <Route path="*" element={<p className="pad">Page not found. <Link to="/">Projects</Link></p>} />
           </Routes>
         ) : (

@@ -56,17 +56,28 @@ export interface RunSummary {
   id: number; project_id: number; kind: RunKind; status: RunStatus; phase: string | null; progress: number; step: number;
   total_steps: number | null; learning_rate: number | null; samples_per_s: number | null; eta_seconds: number | null;
   metrics: RunMetrics; error: string | null; adapter_bytes: number | null; merged: boolean; snapshot_id: number | null;
+  snapshot_sha256?: string | null; config?: Record<string, unknown>;
   attempts: number; max_attempts: number; cancel_requested: boolean; worker_id: string | null; version: number;
   created_at: string | null; started_at: string | null; ended_at: string | null;
 }
 export interface RunView extends RunSummary {
   config: Record<string, unknown>; loss_history: { step: number; loss: number; lr: number }[]; log_tail: string[]; traceback: string | null;
 }
+/** One entry of GET /api/models (backend/catalog.py). */
+export interface ModelJob { name: string; state: "queued" | "running" | "succeeded" | "failed"; progress?: number; step?: number;
+  total_steps?: number; eta_seconds?: number | null; log: string[]; error?: string | null; path?: string | null }
+export interface CatalogModel {
+  id: string; name: string; source: "demo" | "local" | "hub"; family: string | null; model_type: string | null;
+  status: "ready" | "building" | "failed" | "not_built" | "needs_hub" | "unsupported"; size_bytes: number | null;
+  parameters: number | null; pretrained: { data?: string; steps?: number; samples?: number; seconds?: number } | null;
+  note: string | null; job?: ModelJob | null;
+}
 export interface GalleryBox { label: string; box: [number, number, number, number]; score?: number | null }
 export interface ImageStats { image_id: number; tp: number; fp: number; fn: number; wrong_label: number; f1: number; mean_iou?: number | null }
 export interface GalleryItem {
   image_id: number; file_name: string; width: number; height: number; ground_truth: GalleryBox[];
   before: GalleryBox[] | null; after: GalleryBox[] | null; stats_before: ImageStats | null; stats_after: ImageStats | null; change: number | null;
+  raw_before?: string | null; raw_after?: string | null;
 }
 export interface GalleryQuery { sort?: "most_improved" | "most_regressed" | "image"; label?: string; error?: "" | "missed" | "false_box" | "wrong_label"; offset?: number; limit?: number }
 
@@ -230,6 +241,9 @@ export function createClient(opts: ClientOptions) {
     adapterBlob: (rid: number) => blob(`/api/runs/${rid}/adapter`),
     gallery: (rid: number, q: GalleryQuery) =>
       req<{ items: GalleryItem[]; total: number }>("GET", `/api/runs/${rid}/gallery`, { query: { ...q } }),
+    listModels: () => req<{ items: CatalogModel[]; models_dir: string }>("GET", "/api/models"),
+    buildDemoModel: (steps?: number) => req<ModelJob>("POST", "/api/models/demo/build", { json: steps ? { steps } : {} }),
+    modelJob: (name: string) => req<ModelJob>("GET", `/api/models/jobs/${name}`),
     accept: (rid: number, body: AcceptIn) => req<AcceptOut>("POST", `/api/runs/${rid}/accept`, { json: body }),
   };
 }

@@ -7,6 +7,7 @@ import { BoxOverlay } from "../components/BoxOverlay";
 import { ErrorText } from "../components/ErrorText";
 import { ImportDialog } from "../components/ImportDialog";
 import { ExportForm } from "../components/ExportForm";
+import { DemoBanner } from "../components/DemoBanner";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { api } from "../session";
@@ -40,6 +41,7 @@ export default function Dataset() {
   return (
     <div className="pad dataset">
       <ProjectNav project={project} />
+      <DemoBanner project={project} />
       <div className="toolbar">
         <StatusCounts project={project} current={filters.status ?? ""} onPick={(s) => setFilter({ status: s })} />
         <span className="spacer" />
@@ -203,7 +205,7 @@ function Grid({ project, filters, selected, setSelected }: {
   return (
     <>
       <ErrorText error={error} />
-      <p className="muted" aria-live="polite">{total === null ? "Loading…" : `${total} images`}</p>
+      <p className="muted" aria-live="polite">{total === null ? "Loading…" : total === 0 ? "0 images here: use Import… above (images, a zip, or COCO / YOLO / VOC / SuperTuxKart annotations), or clear the filters." : `${total} images`}</p>
       <div ref={parentRef} className="grid-scroll" data-testid="grid">
         <div style={{ height: virt.getTotalSize(), position: "relative" }}>
           {rows.map((r) => (

@@ -77,17 +77,31 @@ export default function Gallery() {
   );
 }
 
-function Panel({ title, item, boxes, stats, colorOf }: {
-  title: string; item: GalleryItem; boxes: GalleryBox[] | null; stats?: ImageStats | null; colorOf: (l: string) => string;
+function Panel({ title, item, boxes, stats, raw, colorOf }: {
+  title: string; item: GalleryItem; boxes: GalleryBox[] | null; stats?: ImageStats | null; raw?: string | null; colorOf: (l: string) => string;
 }) {
+  const [zoom, setZoom] = useState(false);
+  const picture = (
+    <>
+      <AuthImage imageId={item.image_id} thumbnail={false} alt={`${item.file_name} (${title})`} />
+      {boxes && <BoxOverlay width={item.width} height={item.height} boxes={shapes(boxes, colorOf)} labels={[]} />}
+    </>
+  );
   return (
     <figure className="panel" aria-label={`${title}: ${item.file_name}`}>
       <figcaption><b>{title}</b>{boxes && ` · ${boxes.length} boxes`}</figcaption>
-      <div className="panel-image">
-        <AuthImage imageId={item.image_id} thumbnail={false} alt={`${item.file_name} (${title})`} />
-        {boxes && <BoxOverlay width={item.width} height={item.height} boxes={shapes(boxes, colorOf)} labels={[]} />}
-      </div>
+      <button className="panel-image plain" onClick={() => setZoom(true)} aria-label={`Zoom ${title}: ${item.file_name}`}>{picture}</button>
       {stats !== undefined && <p className="small muted">{statsText(stats)}</p>}
+      {raw !== undefined && (
+        <p className="raw small" data-testid="raw-output"><span className="muted">model output: </span>{raw == null || raw === "" ? <i>(nothing)</i> : <code>{raw}</code>}</p>
+      )}
+      {zoom && (
+        <div className="zoom" role="dialog" aria-label={`${title}, zoomed`} onClick={() => setZoom(false)}
+          onKeyDown={(e) => e.key === "Escape" && setZoom(false)}>
+          <div className="panel-image zoomed" style={{ width: "min(90vw, 1200px)" }}>{picture}</div>
+          <button autoFocus onClick={() => setZoom(false)}>Close</button>
+        </div>
+      )}
     </figure>
   );
 }
@@ -98,6 +112,8 @@ function GalleryRow({ pid, rid, item, colorOf, minScore }: {
   const [result, setResult] = useState("");
   const [error, setError] = useState<unknown>(null);
   const change = changeText(item.change);
+  // what "accept" would add: the latest phase's boxes at or above the score
+  const candidates = (item.after ?? item.before ?? []).filter((b) => (b.score ?? 0) >= minScore).length;
   const direction = item.change == null || Math.abs(item.change) < 1e-9 ? "" : item.change > 0 ? "up" : "down";
   async function accept() {
     setError(null);
@@ -113,12 +129,14 @@ function GalleryRow({ pid, rid, item, colorOf, minScore }: {
         {change && <span className={`change ${direction}`}>{change}</span>}
         <span className="spacer" />
         <Link to={`/projects/${pid}/images/${item.image_id}`}>Fix labels in the box editor</Link>
-        <button onClick={accept}>Accept the model's boxes</button>
+        <button onClick={accept} disabled={candidates === 0}
+          title={candidates === 0 ? "the model drew no box at or above this score: nothing to accept" : undefined}>
+          {candidates === 0 ? "Nothing to accept" : `Accept the model's ${candidates} box${candidates === 1 ? "" : "es"}`}</button>
       </div>
       <div className="panels">
         <Panel title="Ground truth" item={item} boxes={item.ground_truth} colorOf={colorOf} />
-        <Panel title="Before" item={item} boxes={item.before} stats={item.stats_before} colorOf={colorOf} />
-        <Panel title="After" item={item} boxes={item.after} stats={item.stats_after} colorOf={colorOf} />
+        <Panel title="Before" item={item} boxes={item.before} stats={item.stats_before} raw={item.before ? item.raw_before ?? null : undefined} colorOf={colorOf} />
+        <Panel title="After" item={item} boxes={item.after} stats={item.stats_after} raw={item.after ? item.raw_after ?? null : undefined} colorOf={colorOf} />
       </div>
       {result && <p role="status" className="ok">{result}</p>}
       <ErrorText error={error} />

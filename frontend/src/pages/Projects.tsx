@@ -16,7 +16,7 @@ export default function Projects() {
     <div className="pad">
       <h1>Projects</h1>
       <ErrorText error={error} />
-      {projects && projects.length === 0 && <p className="muted">No projects yet: create one below.</p>}
+      {projects && projects.length === 0 && <p className="muted">No projects yet: create one below, then import images (Dataset → Import), split them, generate questions and launch a run. A fresh <code>studio up</code> opens with a ready demo project instead.</p>}
       <ul className="project-list">
         {projects?.map((p) => (
           <li key={p.id} className="card">

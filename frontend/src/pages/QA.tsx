@@ -60,7 +60,7 @@ export default function QA() {
             </label>
           </form>
           <ErrorText error={error} />
-          <p className="muted" aria-live="polite">{total === null ? "Loading…" : `${total} pairs`}{total ? `, showing ${offset + 1}–${offset + items.length}` : ""}</p>
+          <p className="muted" aria-live="polite">{total === null ? "Loading…" : total === 0 ? "0 pairs here yet: generate them below from the boxes (split the images first, so each pair knows its split)." : `${total} pairs`}{total ? `, showing ${offset + 1}–${offset + items.length}` : ""}</p>
           <ul className="qa-list">
             {items.map((q) => <QAItem key={q.id} q={q} size={sizes.get(q.image_id)} labels={project?.labels ?? []} onChange={load} />)}
           </ul>

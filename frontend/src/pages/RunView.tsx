@@ -7,6 +7,7 @@ import { FINISHED } from "../api/client";
 import { ErrorText } from "../components/ErrorText";
 import { Evaluation } from "../components/Evaluation";
 import { LossChart } from "../components/LossChart";
+import { RunConfig } from "../components/RunConfig";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { useRun } from "../components/useRun";
@@ -83,6 +84,8 @@ export default function RunView() {
               {run.status === "succeeded" && run.kind !== "predict" && (
                 <Link className="button" to={`/projects/${pid}/runs/${rid}/gallery`}>Open the comparison gallery</Link>
               )}
+              <Link className="button" to={`/projects/${pid}/runs?from=${rid}#launch-h`}>Launch again with changes</Link>
+              {run.status === "succeeded" && run.kind === "train" && <Link className="button" to={`/projects/${pid}/runs/${rid}/try`}>Try it</Link>}
             </div>
             {note && <p role="status" className="ok">{note}</p>}
           </div>
@@ -92,7 +95,13 @@ export default function RunView() {
               {run.traceback && <details><summary>Traceback</summary><pre className="log">{run.traceback}</pre></details>}
             </div>
           )}
-          {run.kind === "train" && <LossChart history={run.loss_history} />}
+          <RunConfig run={run} />
+          {run.kind === "train" && (
+            <LossChart sources={[{ name: `run ${rid}`, history: run.loss_history, val: run.metrics.val_loss as [number, number][] | undefined }]} />
+          )}
+          {run.kind === "train" && !run.loss_history.length && (
+            <p className="muted" data-testid="no-chart">The loss chart appears with the first training step{run.phase === "before" ? " (now: evaluating the base model first)" : ""}.</p>
+          )}
           {table.length > 0 && <Evaluation table={table} />}
           {run.kind === "predict" && run.status === "succeeded" && (
             <p>{String(run.metrics.n_boxes ?? 0)} boxes predicted on {String(run.metrics.n_images ?? 0)} images.

@@ -1,13 +1,16 @@
 // The project's runs (status, kind, progress, created) and the launcher: POST /api/projects/{pid}/runs
 // with a config of backend.runs.RunConfig's keys. A 422 names the field; it is shown next to it.
 import { useCallback, useEffect, useId, useState, type FormEvent, type ReactNode } from "react";
-import { Link, useNavigate, useParams } from "react-router";
-import { ApiError, FINISHED, QA_FAMILIES, type RunSummary } from "../api/client";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router";
+import { ApiError, FINISHED, QA_FAMILIES, type CatalogModel, type RunSummary } from "../api/client";
 import { ErrorText, errText } from "../components/ErrorText";
+import { DemoBanner } from "../components/DemoBanner";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { buildRequest, DEFAULT_FORM, errorField, FAMILIES, type LaunchForm } from "../lib/launch";
 import { fmt, percent } from "../lib/runs";
+import { configLine, headline } from "../lib/compare";
+import { clip, configToForm, saveForm, savedForm } from "../lib/relaunch";
 import { api } from "../session";
 
 export default function Runs() {
@@ -30,6 +33,7 @@ export default function Runs() {
   return (
     <div className="pad">
       {project && <ProjectNav project={project} />}
+      {project && <DemoBanner project={project} />}
       <h1>Runs</h1>
       <ErrorText error={error} />
       <RunList pid={pid} runs={runs} />
@@ -39,27 +43,38 @@ export default function Runs() {
 }
 
 function RunList({ pid, runs }: { pid: number; runs: RunSummary[] | null }) {
+  const [picked, setPicked] = useState<number[]>([]);
   if (runs === null) return <p className="muted">Loading runs…</p>;
-  if (!runs.length) return <p className="muted">No runs yet: launch one below.</p>;
+  if (!runs.length) return <p className="muted">No runs yet: launch one below (pick a model from the catalogue; the demo model trains in about a minute on a CPU).</p>;
+  const toggle = (id: number, on: boolean) => setPicked((p) => (on ? [...p, id] : p.filter((x) => x !== id)));
   return (
-    <table aria-label="Runs" className="runs-table">
-      <thead><tr><th>Run</th><th>Kind</th><th>Status</th><th>Progress</th><th>Result</th><th>Created</th></tr></thead>
-      <tbody>
-        {runs.map((r) => {
-          const row = r.metrics?.table?.find((t) => t.metric === "mAP" || t.metric === "F1@50");
-          return (
-            <tr key={r.id} data-run-id={r.id}>
-              <td><Link to={`/projects/${pid}/runs/${r.id}`}>Run {r.id}</Link></td>
-              <td>{r.kind}</td>
-              <td><span className={`status st-${r.status}`}>{r.status}</span></td>
-              <td><progress max={100} value={percent(r.progress)} aria-label={`Run ${r.id} progress`} /> {percent(r.progress)} %</td>
-              <td className="muted">{row ? `${row.metric} ${fmt(row.pretrained)} → ${fmt(row.finetuned)}` : r.error ? r.error.slice(0, 60) : ""}</td>
-              <td className="muted">{r.created_at ? new Date(r.created_at).toLocaleString() : "—"}</td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
+    <>
+      <table aria-label="Runs" className="runs-table">
+        <thead><tr><th>Compare</th><th>Run</th><th>Kind</th><th>Status</th><th>Progress</th><th>Configuration</th><th>Result</th><th>Created</th></tr></thead>
+        <tbody>
+          {runs.map((r) => {
+            const row = headline(r.metrics?.table);
+            return (
+              <tr key={r.id} data-run-id={r.id}>
+                <td><input type="checkbox" aria-label={`Compare run ${r.id}`} checked={picked.includes(r.id)} onChange={(e) => toggle(r.id, e.target.checked)} /></td>
+                <td><Link to={`/projects/${pid}/runs/${r.id}`}>Run {r.id}</Link></td>
+                <td>{r.kind}</td>
+                <td><span className={`status st-${r.status}`}>{r.status}</span></td>
+                <td><progress max={100} value={percent(r.progress)} aria-label={`Run ${r.id} progress`} /> {percent(r.progress)} %</td>
+                <td className="small">{configLine(r.config)}</td>
+                <td className="muted" title={r.error ?? undefined}>{row ? `${row.metric} ${fmt(row.pretrained)} → ${fmt(row.finetuned)}` : r.error ? clip(r.error, 90) : ""}</td>
+                <td className="muted">{r.created_at ? new Date(r.created_at).toLocaleString() : "—"}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <p className="row">
+        {picked.length >= 2
+          ? <Link className="button" to={`/projects/${pid}/compare?runs=${[...picked].sort((a, b) => a - b).join(",")}`}>Compare {picked.length} runs</Link>
+          : <span className="muted small">Tick two or more runs to compare their metrics, loss curves and configurations.</span>}
+      </p>
+    </>
   );
 }
 
@@ -82,7 +97,24 @@ function Field({ label, help, error, children }: {
 
 function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[] }) {
   const navigate = useNavigate();
-  const [f, setF] = useState<LaunchForm>(DEFAULT_FORM);
+  const [params] = useSearchParams();
+  const from = Number(params.get("from")) || null;
+  const [f, setF] = useState<LaunchForm>(() => savedForm(pid) ?? DEFAULT_FORM);
+  const [note, setNote] = useState("");
+  const [models, setModels] = useState<CatalogModel[]>([]);
+  useEffect(() => { api.listModels().then((m) => setModels(m.items), () => setModels([])); }, []);
+  // "Launch again with changes": the form filled from that run
+  useEffect(() => {
+    if (!from) return;
+    api.getRun(from).then((r) => { setF(configToForm(r.kind, r.config)); setNote(`Filled from run ${from}: change what you want and launch.`); },
+      (e) => setError(e));
+  }, [from]);
+  useEffect(() => saveForm(pid, f), [pid, f]); // kept after a launch and a 422
+  const pickModel = (id: string) => {
+    const m = models.find((x) => x.id === id);
+    if (m) setF((x) => ({ ...x, base_model: m.id, family: m.family ?? x.family }));
+  };
+  const picked = models.find((m) => m.id === f.base_model);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -117,9 +149,23 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
   return (
     <form className="card launch" onSubmit={launch} aria-labelledby="launch-h" noValidate>
       <h2 id="launch-h">Launch a run</h2>
+      {note && <p role="status" className="ok">{note}</p>}
       <fieldset>
         <legend>Model</legend>
         <div className="row">
+          <Field label="Model from the catalogue" help={picked ? (picked.note ?? `${picked.source} model`) : "or type a local folder / hub id in Base model"}>
+            {(p) => (
+              <select {...p} value={picked ? picked.id : ""} onChange={(e) => pickModel(e.target.value)}>
+                <option value="">other (type it in Base model)</option>
+                {models.map((m) => (
+                  <option key={m.id} value={m.id} disabled={m.source === "demo" && m.status !== "ready"}>
+                    {m.source === "hub" ? `${m.name} (${m.status === "ready" ? "cached" : "needs the model hub or a local copy"})`
+                      : m.source === "demo" ? `${m.name}${m.status === "ready" ? "" : ` (${m.note})`}` : `${m.name} (${m.family ?? "?"})`}
+                  </option>
+                ))}
+              </select>
+            )}
+          </Field>
           <Field label="Kind" error={errors.kind} help="train: fine-tune, evaluating the base before and the adapter after; evaluate: score a model; predict: boxes for unlabeled images">
             {(p) => <select {...p} {...text("kind")}><option value="train">train (LoRA / QLoRA)</option><option value="evaluate">evaluate</option><option value="predict">predict</option></select>}
           </Field>
@@ -127,7 +173,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
             {(p) => <select {...p} {...text("family")}>{FAMILIES.map(([v, t]) => <option key={v} value={v}>{t}</option>)}</select>}
           </Field>
           <Field label="Base model" error={errors.base_model} help="a hub id (org/name) or a local save_pretrained folder on the worker">
-            {(p) => <input {...p} {...text("base_model")} className="wide" placeholder="google/paligemma2-3b-pt-224" />}
+            {(p) => <input {...p} {...text("base_model")} className="wide" placeholder="empty: pick a model from the catalogue" />}
           </Field>
           {!train && (
             <Field label="Adapter (train run)" error={errors.adapter_run_id} help="empty: the base model alone">

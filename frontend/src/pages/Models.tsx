@@ -1,0 +1,84 @@
+// The model catalogue (GET /api/models): the demo model (ready, or being built as a job on the
+// worker queue with progress and a log), local save_pretrained folders, and the hub presets.
+import { useCallback, useEffect, useState } from "react";
+import { Link } from "react-router";
+import type { CatalogModel } from "../api/client";
+import { ErrorText } from "../components/ErrorText";
+import { formatBytes, formatEta, percent } from "../lib/runs";
+import { api, useSession } from "../session";
+
+export const fmtParams = (n: number | null | undefined) =>
+  n == null ? "—" : n >= 1e9 ? `${(n / 1e9).toFixed(1)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : `${(n / 1e3).toFixed(0)} K`;
+
+export default function Models() {
+  const { user } = useSession();
+  const [items, setItems] = useState<CatalogModel[] | null>(null);
+  const [dir, setDir] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const load = useCallback(() => api.listModels().then((r) => { setItems(r.items); setDir(r.models_dir); return r.items; },
+    (e) => { setError(e); return null; }), []);
+  useEffect(() => {
+    let timer = 0, stop = false;
+    const tick = () => load().then((items) => {
+      if (!stop && items?.some((m) => m.status === "building")) timer = window.setTimeout(tick, 2000);
+    });
+    tick();
+    return () => { stop = true; clearTimeout(timer); };
+  }, [load]);
+
+  async function build() {
+    setError(null);
+    try { await api.buildDemoModel(); await load(); window.setTimeout(() => load(), 1500); } catch (e) { setError(e); }
+  }
+
+  const demo = items?.find((m) => m.source === "demo");
+  const job = demo?.job;
+  return (
+    <div className="pad">
+      <h1>Models</h1>
+      <p className="muted">The base models a run can start from. Pick one in a project's <b>Runs → Launch a run</b>; a
+        local folder copied into <code>{dir || "<data>/models"}</code> (or <code>studio models import DIR</code>) shows up here.</p>
+      <ErrorText error={error} />
+      {demo && (
+        <section className="card banner" aria-labelledby="demo-h" data-testid="demo-model">
+          <h2 id="demo-h">{demo.name}</h2>
+          <p>Status <b data-testid="demo-model-status" className={`status st-${demo.status}`}>{demo.status}</b> · {demo.note}</p>
+          {demo.status === "building" && job && (
+            <div className="row progress-row">
+              <progress max={100} value={percent(job.progress)} aria-label="Demo model build progress" />
+              <b>{percent(job.progress)} %</b>
+              {job.total_steps ? <span>step {job.step ?? 0} / {job.total_steps}</span>
+                : <span>{job.state === "queued" ? "waiting for a worker…" : "drawing the synthetic scenes, building the base…"}</span>}
+              <span>ETA {formatEta(job.eta_seconds)}</span>
+            </div>
+          )}
+          {(demo.status === "not_built" || demo.status === "failed") && (
+            user?.is_admin ? <button className="primary" onClick={build}>Build the demo model</button>
+              : <p className="muted">An admin can build it here, or run <code>studio models build demo</code>.</p>
+          )}
+          {demo.status === "ready" && <p>Next: open the demo project's Runs page and launch a train run from it.</p>}
+          {job && job.log.length > 0 && (
+            <details open={demo.status === "building"}><summary>Build log</summary>
+              <pre className="log" aria-label="Build log">{job.log.slice(-20).join("\n")}</pre></details>
+          )}
+        </section>
+      )}
+      {items === null ? <p className="muted">Loading the catalogue…</p> : (
+        <table aria-label="Model catalogue" className="model-list">
+          <thead><tr><th>Model</th><th>Source</th><th>Family</th><th>Status</th><th>Size</th><th>Parameters</th><th>Pre-trained here</th></tr></thead>
+          <tbody>{items.map((m) => (
+            <tr key={m.id} data-model={m.name}>
+              <td title={m.id}>{m.name}{m.note && <div className="muted small">{m.note}</div>}</td>
+              <td>{m.source}</td><td>{m.family ?? "—"}</td><td>{m.status.replace("_", " ")}</td>
+              <td>{formatBytes(m.size_bytes)}</td><td>{fmtParams(m.parameters)}</td>
+              <td className="small">{m.pretrained ? `${m.pretrained.data ?? "?"} (${m.pretrained.steps ?? "?"} steps)` : "—"}</td>
+            </tr>))}</tbody>
+        </table>
+      )}
+      {items && items.filter((m) => m.source === "local").length === 0 && (
+        <p className="muted">No local model folder yet: build the demo model above, or <code>studio models import PATH</code>.</p>
+      )}
+      <p><Link to="/">← Projects</Link></p>
+    </div>
+  );
+}
