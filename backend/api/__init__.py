@@ -18,3 +18,7 @@ ROUTERS += [qa.router, splits.router]
 from backend.api import runs  # noqa: E402
 
 ROUTERS.append(runs.router)
+
+from backend.api import loop  # noqa: E402
+
+ROUTERS.append(loop.router)
