@@ -11,6 +11,7 @@ import QA from "./pages/QA";
 import Runs from "./pages/Runs";
 import RunView from "./pages/RunView";
 import Gallery from "./pages/Gallery";
+import ReviewQueue from "./pages/ReviewQueue";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -52,6 +53,7 @@ export default function App() {
             <Route path="/projects/:pid/runs" element={<Runs />} />
             <Route path="/projects/:pid/runs/:rid" element={<RunView />} />
             <Route path="/projects/:pid/runs/:rid/gallery" element={<Gallery />} />
+            <Route path="/projects/:pid/review" element={<ReviewQueue />} />
             <Route path="*" element={<p className="pad">Page not found. <Link to="/">Projects</Link></p>} />
           </Routes>
         ) : (

@@ -58,6 +58,7 @@ export interface RunSummary {
   metrics: RunMetrics; error: string | null; adapter_bytes: number | null; merged: boolean; snapshot_id: number | null;
   attempts: number; max_attempts: number; cancel_requested: boolean; worker_id: string | null; version: number;
   created_at: string | null; started_at: string | null; ended_at: string | null;
+  parent_run_id?: number | null; // retrained from this run (the review loop)
 }
 export interface RunView extends RunSummary {
   config: Record<string, unknown>; loss_history: { step: number; loss: number; lr: number }[]; log_tail: string[]; traceback: string | null;
