@@ -3,12 +3,14 @@ executor, on SQLite and PostgreSQL: a run, send-to-review, corrections, retrain,
 a predict run ranked by uncertainty into a review queue with its drafts accepted."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
 from backend.db import session_scope
 from backend.models import Image, ImageStatus, Prediction, Run, RunKind, RunStatus
-from tests.formats.helpers import coco_files, new_project, post_import
+from tests.formats.helpers import new_project, png, post_import
 from tests.runs.conftest import config
 from worker.runner import execute
 
@@ -114,13 +116,10 @@ def test_predict_ranked_by_uncertainty_review_in_order_and_accept_drafts(client,
 def test_uncertainty_order_on_known_scores(client, app):
     """Empty and unparseable outputs first, then by the least confident box, low first."""
     pid = new_project(client)
-    assert post_import(client, pid, "coco", coco_files()).status_code == 200
-    extra = dict(coco_files())
-    with session_scope(app.state.sessionmaker) as s:
-        a, b = s.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)).all()
-    files = {k.replace("a.png", "c.png").replace("b.png", "d.png"): v for k, v in extra.items()}
-    files = {k: (v.replace(b'"a.png"', b'"c.png"').replace(b'"b.png"', b'"d.png"') if k.endswith(".json") else v)
-             for k, v in files.items()}
+    files = {"annotations.json": json.dumps({"images": [
+        {"id": i, "file_name": f"{n}.png", "width": 16, "height": 16} for i, n in enumerate("abcd", 1)],
+        "annotations": [], "categories": [{"id": 1, "name": "kart"}]}).encode()}
+    files.update({f"images/{n}.png": png(16, 16, seed=i) for i, n in enumerate("abcd", 1)})
     assert post_import(client, pid, "coco", files).status_code == 200
     with session_scope(app.state.sessionmaker) as s:
         a, b, c, d = s.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)).all()
@@ -138,3 +137,43 @@ def test_uncertainty_order_on_known_scores(client, app):
         (b, "empty", 0.0), (c, "unparseable", 0.0), (a, "uncertain", 0.4), (d, "uncertain", 0.95)]
     assert [i["image_id"] for i in client.get(f"/api/runs/{rid}/uncertainty", params={"limit": 2, "offset": 1})
             .json()["items"]] == [c, a]
+
+
+def test_worst_images_by_change_and_by_error_kind(client, app):
+    """Most regressed first; by an error kind, the most of it first (images without it left out);
+    an evaluate run (one phase) by its lowest f1."""
+    pid = new_project(client)
+    files = {"annotations.json": json.dumps({"images": [
+        {"id": i, "file_name": f"{n}.png", "width": 16, "height": 16} for i, n in enumerate("abc", 1)],
+        "annotations": [], "categories": [{"id": 1, "name": "kart"}]}).encode()}
+    files.update({f"images/{n}.png": png(16, 16, seed=i) for i, n in enumerate("abc", 1)})
+    assert post_import(client, pid, "coco", files).status_code == 200
+    with session_scope(app.state.sessionmaker) as s:
+        a, b, c = s.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)).all()
+
+        def stats(iid, f1, fn=0, fp=0, wl=0):
+            return {"image_id": iid, "tp": 1, "fp": fp, "fn": fn, "wrong_label": wl, "f1": f1}
+
+        per = {"before": [stats(a, 0.5), stats(b, 0.9), stats(c, 0.2)],
+               "after": [stats(a, 0.6, fn=1), stats(b, 0.3, fn=3, wl=1), stats(c, 0.2)]}
+        train = Run(project_id=pid, kind=RunKind.train, status=RunStatus.succeeded, config={},
+                    metrics={"per_image": per})
+        ev = Run(project_id=pid, kind=RunKind.evaluate, status=RunStatus.succeeded, config={},
+                 metrics={"per_image": {"after": per["before"]}})
+        s.add_all([train, ev])
+        s.flush()
+        tid, eid = train.id, ev.id
+
+    def order(rid, by, n=10):
+        r = client.post(f"/api/runs/{rid}/review", json={"n": n, "by": by})
+        assert r.status_code == 200, r.text
+        return [(i["image_id"], i["reason"]) for i in r.json()["items"]]
+
+    assert order(tid, "change") == [(b, "regressed"), (c, "regressed"), (a, "regressed")]
+    assert order(tid, "missed") == [(b, "missed"), (a, "missed")]
+    assert order(tid, "wrong_label") == [(b, "wrong_label")]
+    assert order(tid, "false_box") == []
+    assert order(eid, "change", n=2) == [(c, "low_f1"), (a, "low_f1")]
+    assert client.get(f"/api/projects/{pid}/review-queue").json()["run_id"] == eid  # the latest queue
+    statuses = {i["id"]: i["status"] for i in client.get(f"/api/projects/{pid}/images").json()["items"]}
+    assert statuses == {a: "in_review", b: "in_review", c: "in_review"}
