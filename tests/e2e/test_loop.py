@@ -9,7 +9,7 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import SHOTS, shot
 from tests.e2e.helpers import assert_accessible
 from tests.e2e.test_editor import sign_in
 from tests.e2e.test_runs_page import make_project, tiny_paligemma  # noqa: F401 - the fixture
@@ -61,6 +61,7 @@ def test_send_to_review_queue_retrain_lineage_and_review_in_order(page, studio, 
     bar = page.get_by_role("navigation", name="Review queue")
     expect(bar).to_contain_text("1 of 1")
     expect(bar).to_contain_text("1 still in review")
+    expect(bar).to_contain_text("The last one in review.")
     shot(page, "62-loop-editor-queue")
     assert api.post(f"/api/images/{worst}/status", json={"status": "accepted"}).status_code == 200  # corrected
 
@@ -83,7 +84,7 @@ def test_send_to_review_queue_retrain_lineage_and_review_in_order(page, studio, 
     expect(m.get_by_role("cell").nth(1)).to_have_text(f"{rows['map']['parent']:.3f}")
     expect(m.get_by_role("cell").nth(2)).to_have_text(f"{rows['map']['child']:.3f}")
     assert_accessible(page)
-    shot(page, "63-loop-retrained-lineage")
+    page.get_by_role("group", name="Review loop").screenshot(path=str(SHOTS / "63-loop-retrained-lineage.png"))
 
     # A predict run: review in the model's order of uncertainty
     pr = api.post(f"/api/projects/{pid}/runs", json={"kind": "predict", "config": {
@@ -96,4 +97,10 @@ def test_send_to_review_queue_retrain_lineage_and_review_in_order(page, studio, 
     cells = page.get_by_role("list", name="Review queue").get_by_role("listitem")
     expect(cells).to_have_count(len(ids))
     assert [cells.nth(k).get_by_role("img").get_attribute("alt") for k in range(len(ids))] == want
+    # the model's boxes became drafts (source "model") on the queued images, to accept or fix
+    preds = api.get(f"/api/runs/{pr['id']}/predictions", params={"phase": "predict"}).json()["items"]
+    known = {(p["image_id"], p["label"]) for p in preds if p["label"] in ("kart", "ball")}
+    model = {(i, b["label_id"]) for i in ids for b in api.get(f"/api/images/{i}").json()["boxes"]
+             if b["source"] == "model"}
+    assert len(model) == len(known)  # one draft per (image, label) the tiny model predicted here
     shot(page, "64-loop-review-in-order")

@@ -47,8 +47,13 @@ export function LoopPanel({ pid, run }: { pid: number; run: Run }) {
     } catch (e) { setError(e); return null; } finally { setBusy(false); }
   }
   async function reviewInOrder() {
+    // every image of the run, least confident first, with the model's boxes as drafts to accept or fix
     const q = await send(Math.max(1, Number(run.metrics.n_images ?? 1)), "uncertainty");
-    if (q) navigate(`/projects/${pid}/review?run=${run.id}`);
+    if (!q) return;
+    try {
+      await api.request("POST", `/api/runs/${run.id}/accept`, { json: { image_ids: q.items.map((i) => i.image_id), min_score: 0 } });
+      navigate(`/projects/${pid}/review?run=${run.id}`);
+    } catch (e) { setError(e); }
   }
   async function acceptDrafts() {
     if (!sent) return;
@@ -141,10 +146,10 @@ export function QueueBar({ pid, iid, runId }: { pid: number; iid: number; runId:
   return (
     <div className="row queue-bar" role="navigation" aria-label="Review queue">
       <span>Review queue of <Link to={`/projects/${pid}/runs/${runId}`}>run {runId}</Link>: {k >= 0 ? `${k + 1} of ${q.items.length}` : "not in the queue"}
-        {me && <> · {me.reason}{me.score != null ? ` (${me.score.toFixed(3)})` : ""}</>} · {q.pending} still in review</span>
+        {me && <> · {me.reason}{me.score != null && me.reason !== "empty" && me.reason !== "unparseable" ? ` (${me.score.toFixed(3)})` : ""}</>} · {q.pending} still in review</span>
       {next
         ? <Link className="button" to={`/projects/${pid}/images/${next.image_id}?queue=${runId}`}>Next in queue</Link>
-        : <span className="ok">Queue done.</span>}
+        : <span className={me?.status === "in_review" ? "" : "ok"}>{me?.status === "in_review" ? "The last one in review." : "Queue done."}</span>}
       <Link to={`/projects/${pid}/review?run=${runId}`}>Queue</Link>
     </div>
   );

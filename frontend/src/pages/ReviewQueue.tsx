@@ -33,7 +33,7 @@ export default function ReviewQueue() {
               <li key={it.image_id} className={`cell st-${it.status}`}>
                 <Link to={`/projects/${pid}/images/${it.image_id}?queue=${q.run_id}`} title={it.file_name}>
                   <AuthImage imageId={it.image_id} thumbnail alt={it.file_name} />
-                  <span className="small">#{it.rank + 1} {it.reason}{it.score != null ? ` ${it.score.toFixed(3)}` : ""}</span>
+                  <span className="small">#{it.rank + 1} {it.reason}{it.score != null && it.reason !== "empty" && it.reason !== "unparseable" ? ` ${it.score.toFixed(3)}` : ""}</span>
                   <span className={`status st-${it.status} small`}>{it.status.replace("_", " ")}</span>
                 </Link>
               </li>
