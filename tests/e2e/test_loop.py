@@ -37,7 +37,17 @@ def test_send_to_review_queue_retrain_lineage_and_review_in_order(page, studio, 
     wait_done(api, parent["id"])
     sign_in(page, studio.token)
 
-    # Send to review: the worst held-out image, by change
+    # From the gallery: the images that still miss boxes, by the gallery's error filter
+    page.goto(f"/projects/{pid}/runs/{parent['id']}/gallery")
+    page.get_by_label("Error after fine-tuning").select_option("missed")
+    send = page.get_by_role("group", name="Send to review")
+    send.get_by_role("button", name="Send to review (missed)").click()
+    n_missed = api.get(f"/api/runs/{parent['id']}/gallery", params={"error": "missed"}).json()["total"]
+    expect(send.get_by_role("status")).to_contain_text(f"{n_missed} sent")
+    got = api.get(f"/api/projects/{pid}/review-queue", params={"run_id": parent["id"]}).json()["items"]
+    assert len(got) == n_missed and {i["reason"] for i in got} <= {"missed"}
+
+    # Send to review: the worst held-out image, by change (replaces the run's queue)
     page.goto(f"/projects/{pid}/runs/{parent['id']}")
     loop = page.get_by_role("group", name="Review loop")
     expect(loop).to_be_visible()

@@ -154,3 +154,22 @@ export function QueueBar({ pid, iid, runId }: { pid: number; iid: number; runId:
     </div>
   );
 }
+
+/** Gallery: send the N worst images, by the gallery's error filter (else by change), to review. */
+export function SendWorst({ pid, runId, by }: { pid: number; runId: number; by: string }) {
+  const [n, setN] = useState(10);
+  const [sent, setSent] = useState<Queue | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  async function send() {
+    setError(null);
+    try { setSent(await api.request<Queue>("POST", `/api/runs/${runId}/review`, { json: { n, by } })); } catch (e) { setError(e); }
+  }
+  return (
+    <div className="row" role="group" aria-label="Send to review">
+      <label>Worst images <input className="short" type="number" min={1} value={n} onChange={(e) => setN(Number(e.target.value))} /></label>
+      <button onClick={send}>Send to review ({by === "change" ? "by change" : by.replace("_", " ")})</button>
+      {sent && <span role="status" className="ok">{sent.items.length} sent. <Link to={`/projects/${pid}/review?run=${runId}`}>Open the review queue</Link></span>}
+      <ErrorText error={error} />
+    </div>
+  );
+}
