@@ -88,7 +88,7 @@ def source_from_uploads(files: list[tuple[str, bytes]], settings: Settings) -> S
 def parse(fmt_name: str, source: Source, settings: Settings,
           progress: Callable[[int], None] | None = None) -> Dataset:
     ctx = ImageCtx(source, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
-                   progress=progress)
+                   progress=progress, max_decoded_bytes=settings.max_archive_bytes)
     ds = get_format(fmt_name).read(source, ctx)
     if not ds.images:
         raise InvalidInput(f"{fmt_name} import: no images found")

@@ -248,7 +248,7 @@ def _adapter_run(session: Session, project_id: int, run_id: int) -> Run:
 
 
 def create_run(session: Session, settings: Settings, *, project_id: int, user_id: int | None, kind: str,
-               config: dict) -> Run:
+               config: dict, parent_run_id: int | None = None) -> Run:
     """Validate the config against the project, freeze the snapshot, commit the queued run, enqueue it."""
     if kind not in {k.value for k in RunKind}:
         raise InvalidInput(f"kind: {kind!r} is not one of train, evaluate, predict")
@@ -295,7 +295,8 @@ def create_run(session: Session, settings: Settings, *, project_id: int, user_id
         cfg.image_ids = ids
     run = Run(project_id=project_id, kind=RunKind(kind), status=RunStatus.queued, snapshot_id=snapshot_id,
               config=cfg.model_dump(mode="json", exclude_unset=False), created_by_id=user_id,
-              max_attempts=settings.run_max_attempts, log_tail=[log_line(f"{kind} run queued")])
+              max_attempts=settings.run_max_attempts, log_tail=[log_line(f"{kind} run queued")],
+              parent_run_id=parent_run_id)
     session.add(run)
     session.commit()
     enqueue(session, settings, run)
@@ -412,6 +413,7 @@ def run_view(run: Run) -> dict:
         "max_attempts": run.max_attempts, "cancel_requested": bool(run.cancel_requested),
         "worker_id": run.worker_id, "heartbeat_at": _iso(run.heartbeat_at), "version": run.version,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),
+        "parent_run_id": run.parent_run_id,
     }
 
 

@@ -26,3 +26,6 @@ ROUTERS.append(models.router)
 from backend.api import tryit  # noqa: E402
 
 ROUTERS.append(tryit.router)
+from backend.api import loop  # noqa: E402
+
+ROUTERS.append(loop.router)

@@ -197,10 +197,11 @@ class ImageCtx:
     the box rule. `progress` is called once per image checked."""
 
     def __init__(self, source: Source, *, max_bytes: int, max_pixels: int,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, max_decoded_bytes: int | None = None):
         self.source = source
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self.max_decoded_bytes = max_decoded_bytes  # a container's decoded data (Parquet), like a zip's
         self.progress = progress
         self.clipped = 0
         self.warnings: list[str] = []

@@ -9,8 +9,8 @@ pixels, as the hub's detection sets store it; boxes then follow the box rule of 
 metadata or a `dataset_info.json` of the import (a string category is taken as the label).
 Every `.parquet` of the import is read (or the file the user named); the file name or its folder
 sets the split (`data/train-00000-of-00001.parquet`, `validation/0000.parquet`).
-Hostile input: row groups whose declared uncompressed size is over the archive cap are rejected
-before they are decoded, like a zip bomb.
+Hostile input: a file whose row groups declare more decoded bytes than the archive cap
+(settings.max_archive_bytes, as for a zip) is rejected before anything is decoded.
 Write: `data/<split>-00000-of-00001.parquet` per split (`val` as the hub's `validation`, images
 without a split as `unsplit`), image bytes embedded, the features (ClassLabel names) in the schema
 metadata, and a README.md whose `configs` maps each file to its split for `load_dataset`.
@@ -22,11 +22,11 @@ import json
 import posixpath
 
 from backend.errors import InvalidInput, TooLarge
-from backend.formats.base import Dataset, Format, ImageCtx, ParsedImage, Source, clean_label, split_from_path
+from backend.formats.base import (Dataset, Format, ImageCtx, ParsedImage, Source, clean_label, load_json,
+                                  split_from_path)
 
 HF_SPLIT = {"val": "validation"}  # studio split -> hub split name (the reader maps it back)
 UNSPLIT = "unsplit"
-MAX_DECODED_BYTES = 4 * 1024 * 1024 * 1024  # settings.max_archive_bytes' default; see _open
 
 
 def _class_names(features: object) -> list[str] | None:
@@ -103,8 +103,6 @@ class HfParquet(Format):
         info_names = None
         infos = source.with_suffix("dataset_info.json")
         if infos:
-            from backend.formats.base import load_json
-
             info_names = _class_names(_features_of_info(load_json(source.read(infos[0]), infos[0])))
         ds = Dataset()
         taken: set[str] = set()
@@ -112,7 +110,7 @@ class HfParquet(Format):
             self._read_one(pf, source, ctx, ds, info_names, taken)
         return ctx.finish(ds)
 
-    def _open(self, pf: str, data: bytes):
+    def _open(self, pf: str, data: bytes, cap: int | None):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -121,14 +119,14 @@ class HfParquet(Format):
         except (pa.ArrowException, OSError) as e:
             raise InvalidInput(f"{pf}: not a readable Parquet file ({e})") from None
         declared = sum(f.metadata.row_group(i).total_byte_size for i in range(f.metadata.num_row_groups))
-        if declared > MAX_DECODED_BYTES:
-            raise TooLarge(f"{pf}: declares {declared} bytes of decoded data, over the cap of {MAX_DECODED_BYTES}")
+        if cap is not None and declared > cap:
+            raise TooLarge(f"{pf}: declares {declared} bytes of decoded data, over the cap of {cap}")
         return f
 
     def _read_one(self, pf: str, source: Source, ctx: ImageCtx, ds: Dataset, info_names, taken: set[str]) -> None:
         import pyarrow as pa
 
-        f = self._open(pf, source.read(pf))
+        f = self._open(pf, source.read(pf), ctx.max_decoded_bytes)
         cols = set(f.schema_arrow.names)
         missing = [c for c in ("image", "objects") if c not in cols]
         if missing:

@@ -14,6 +14,7 @@ import Gallery from "./pages/Gallery";
 import Models from "./pages/Models";
 import Compare from "./pages/Compare";
 import TryIt from "./pages/TryIt";
+import ReviewQueue from "./pages/ReviewQueue";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -59,6 +60,7 @@ export default function App() {
             <Route path="/projects/:pid/compare" element={<Compare />} />
             <Route path="/projects/:pid/runs/:rid/try" element={<TryIt />} />
             <Route path="/models" element={<Models />} />
+            <Route path="/projects/:pid/review" element={<ReviewQueue />} />
             <Route path="*" element={<p className="pad">Page not found. <Link to="/">Projects</Link></p>} />
           </Routes>
         ) : (

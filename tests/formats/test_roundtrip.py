@@ -35,6 +35,15 @@ def labels_of(client, pid):
     return sorted(lab["name"] for lab in client.get(f"/api/projects/{pid}").json()["labels"])
 
 
+def shas_of(app, pid):
+    from sqlalchemy import select
+
+    from backend.models import Image
+
+    with app.state.sessionmaker() as s:
+        return dict(s.execute(select(Image.file_name, Image.sha256).where(Image.project_id == pid)).all())
+
+
 def splits_of(app, pid):
     from sqlalchemy import select
 
@@ -69,6 +78,7 @@ def test_export_reimport_gives_the_same_boxes(client, app, fmt, tol):
         for ba, bb in zip(a[name], b[name]):
             assert bb[1:] == pytest.approx(ba[1:], abs=tol), name
     assert splits_of(app, dst) == SPLITS
+    assert shas_of(app, dst) == shas_of(app, src)  # the same image bytes under the same names
     # VOC and Label Studio exports carry no label list
     want = ["kart", "red banana", "unused"] if fmt not in ("voc", "labelstudio") else ["kart", "red banana"]
     assert labels_of(client, dst) == want

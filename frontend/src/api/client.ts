@@ -59,6 +59,7 @@ export interface RunSummary {
   snapshot_sha256?: string | null; config?: Record<string, unknown>;
   attempts: number; max_attempts: number; cancel_requested: boolean; worker_id: string | null; version: number;
   created_at: string | null; started_at: string | null; ended_at: string | null;
+  parent_run_id?: number | null; // retrained from this run (the review loop)
 }
 export interface RunView extends RunSummary {
   config: Record<string, unknown>; loss_history: { step: number; loss: number; lr: number }[]; log_tail: string[]; traceback: string | null;

@@ -45,6 +45,7 @@ export default function Dataset() {
       <div className="toolbar">
         <StatusCounts project={project} current={filters.status ?? ""} onPick={(s) => setFilter({ status: s })} />
         <span className="spacer" />
+        <Link to={`/projects/${pid}/review`}>Review queue</Link>
         <button onClick={() => setImporting(true)}>Import…</button>
         <ExportForm pid={pid} />
       </div>

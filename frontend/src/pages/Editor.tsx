@@ -8,6 +8,7 @@ import { useImageUrl } from "../components/AuthImage";
 import { errText } from "../components/ErrorText";
 import { filtersFromParams, filtersToParams } from "../components/filters";
 import { ProjectNav } from "../components/ProjectNav";
+import { QueueBar } from "../components/Loop";
 import { useProject } from "../components/useProject";
 import {
   HANDLES, fitView, fromCorners, handlePoint, hitBox, hitHandle, isValid, moveRect, nudge, rectToScreen, resizeRect,
@@ -334,6 +335,7 @@ export default function Editor() {
   return (
     <div className="pad editor">
       {project && <ProjectNav project={project} />}
+      {params.get("queue") && <QueueBar pid={pid} iid={iid} runId={Number(params.get("queue"))} />}
       <div className="toolbar" role="toolbar" aria-label="Editor">
         <Link to={`/projects/${pid}?${filtersToParams(filtersFromParams(params))}`}>← Grid</Link>
         <button onClick={() => go(-1)} title="Previous image (← or A)">Previous</button>

@@ -9,6 +9,7 @@ import { AuthImage } from "../components/AuthImage";
 import { BoxOverlay } from "../components/BoxOverlay";
 import { ErrorText } from "../components/ErrorText";
 import { ProjectNav } from "../components/ProjectNav";
+import { SendWorst } from "../components/Loop";
 import { useProject } from "../components/useProject";
 import { apiQuery, changeText, ERRORS, PAGE, parseState, shapes, SORTS, stateToSearch, statsText, type GalleryState } from "../lib/gallery";
 import { api } from "../session";
@@ -62,6 +63,7 @@ export default function Gallery() {
           <input type="number" className="short" min={0} max={1} step={0.05} value={minScore} onChange={(e) => setMinScore(Number(e.target.value))} />
         </label>
       </form>
+      <SendWorst pid={pid} runId={rid} by={state.error || "change"} />
       <ErrorText error={error} />
       <p className="muted" aria-live="polite">
         {items === null ? "Loading…" : total ? `${total} images, showing ${state.offset + 1}–${state.offset + items.length}` : "No image matches."}

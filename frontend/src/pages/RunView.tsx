@@ -8,6 +8,7 @@ import { ErrorText } from "../components/ErrorText";
 import { Evaluation } from "../components/Evaluation";
 import { LossChart } from "../components/LossChart";
 import { RunConfig } from "../components/RunConfig";
+import { LoopPanel } from "../components/Loop";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { useRun } from "../components/useRun";
@@ -103,6 +104,7 @@ export default function RunView() {
             <p className="muted" data-testid="no-chart">The loss chart appears with the first training step{run.phase === "before" ? " (now: evaluating the base model first)" : ""}.</p>
           )}
           {table.length > 0 && <Evaluation table={table} />}
+          {(run.status === "succeeded" || run.parent_run_id != null) && <LoopPanel pid={pid} run={run} />}
           {run.kind === "predict" && run.status === "succeeded" && (
             <p>{String(run.metrics.n_boxes ?? 0)} boxes predicted on {String(run.metrics.n_images ?? 0)} images.
               Open an image in the <Link to={`/projects/${pid}`}>dataset</Link> to review them.</p>
