@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
+from pydantic import BaseModel
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,7 +37,7 @@ MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "b
 # The review workflow; accepted/rejected may be reopened for another look.
 TRANSITIONS: dict[ImageStatus, set[ImageStatus]] = {
     ImageStatus.unlabeled: {ImageStatus.in_review},
-    ImageStatus.in_review: {ImageStatus.accepted, ImageStatus.rejected},
+    ImageStatus.in_review: {ImageStatus.accepted, ImageStatus.rejected, ImageStatus.unlabeled},  # back: undo
     ImageStatus.accepted: {ImageStatus.in_review},
     ImageStatus.rejected: {ImageStatus.in_review},
 }
@@ -177,6 +178,21 @@ def _label_id(db: Session, project_id: int, label: str) -> int:
 
 def _like_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class StatusCount(BaseModel):
+    split: str | None
+    status: ImageStatus
+    n: int
+
+
+@router.get("/projects/{project_id}/images/counts", response_model=list[StatusCount])
+def status_counts(db: DB, user: CurrentUser, project_id: int) -> list[StatusCount]:
+    """Images per (split, status): what a run with a given image_status filter would use."""
+    get_project(db, user, project_id)
+    rows = db.execute(select(Image.split, Image.status, func.count()).where(Image.project_id == project_id)
+                      .group_by(Image.split, Image.status).order_by(Image.split, Image.status))
+    return [StatusCount(split=sp, status=st, n=n) for sp, st, n in rows]
 
 
 @router.get("/projects/{project_id}/images", response_model=ImagePage)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from backend import review_status
 from backend.api.deps import DB, CurrentUser, SettingsDep, Store, get_project
 from backend.errors import TooLarge
 from backend.exporter import export_zip
@@ -50,14 +51,16 @@ def export_project(
     store: Store,
     format: Annotated[str, Query(description="coco | yolo | voc")] = "coco",
     split: Annotated[str | None, Query(max_length=32)] = None,
+    image_status: Annotated[str, Query(description="not_rejected (default) | accepted | all | one status")] = "not_rejected",
 ) -> FileResponse:
     project = get_project(db, user, project_id, Role.viewer)
     get_format(format, writable=True)
+    review_status.statuses(image_status)  # 422 before any work
     # A temporary file, not memory: an export holds every image of the project.
     fd, tmp = tempfile.mkstemp(suffix=".zip")
     try:
         with os.fdopen(fd, "wb") as out:
-            export_zip(db, store, project_id, format, out, split)
+            export_zip(db, store, project_id, format, out, split, image_status)
     except BaseException:
         os.unlink(tmp)
         raise

@@ -60,6 +60,7 @@ export interface RunSummary {
   created_at: string | null; started_at: string | null; ended_at: string | null;
 }
 export interface RunView extends RunSummary {
+  snapshot?: { n_images: number; n_boxes: number; n_qa: number; image_status: string | null };
   config: Record<string, unknown>; loss_history: { step: number; loss: number; lr: number }[]; log_tail: string[]; traceback: string | null;
 }
 export interface GalleryBox { label: string; box: [number, number, number, number]; score?: number | null }
@@ -207,7 +208,8 @@ export function createClient(opts: ClientOptions) {
     bulkPatch: (pid: number, body: S["BulkImagePatch"]) =>
       req<S["BulkResult"]>("PATCH", `/api/projects/${pid}/images`, { json: body }),
     imageBlob: (iid: number, thumbnail: boolean) => blob(`/api/images/${iid}/${thumbnail ? "thumbnail" : "file"}`),
-    exportBlob: (pid: number, format: string, split?: string) => blob(`/api/projects/${pid}/export`, { format, split }),
+    exportBlob: (pid: number, format: string, split?: string, image_status?: string) =>
+      blob(`/api/projects/${pid}/export`, { format, split, image_status }),
 
     createBox: (iid: number, body: BoxCreate) => req<BoxOut>("POST", `/api/images/${iid}/boxes`, { json: body }),
     patchBox: (bid: number, body: BoxPatch) => req<BoxOut>("PATCH", `/api/boxes/${bid}`, { json: body }),
@@ -237,8 +239,8 @@ export function createClient(opts: ClientOptions) {
 export function statusPath(from: ImageStatus, target: ImageStatus): ImageStatus[] {
   if (from === target) return [];
   if (target === "in_review") return ["in_review"];
-  if (from === "in_review") return target === "unlabeled" ? [] : [target];
-  return target === "unlabeled" ? [] : ["in_review", target];
+  if (from === "in_review") return [target];
+  return ["in_review", target];
 }
 
 /** POST multipart with upload progress (fetch has none): resolves to the JSON answer, rejects with ApiError. */

@@ -1,11 +1,13 @@
 import { useState } from "react";
 import { api } from "../session";
 import { ErrorText } from "./ErrorText";
+import { STATUS_FILTERS } from "../lib/status";
 
 /** Export as a zip: fetched with the token, then offered as a download link. */
 export function ExportForm({ pid }: { pid: number }) {
   const [format, setFormat] = useState("coco");
   const [split, setSplit] = useState("");
+  const [imageStatus, setImageStatus] = useState("not_rejected");
   const [link, setLink] = useState<{ url: string; name: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -13,7 +15,7 @@ export function ExportForm({ pid }: { pid: number }) {
     setBusy(true);
     setError(null);
     try {
-      const blob = await api.exportBlob(pid, format, split || undefined);
+      const blob = await api.exportBlob(pid, format, split || undefined, imageStatus);
       if (link) URL.revokeObjectURL(link.url);
       const l = { url: URL.createObjectURL(blob), name: `project-${pid}-${format}${split ? "-" + split : ""}.zip` };
       setLink(l);
@@ -35,6 +37,11 @@ export function ExportForm({ pid }: { pid: number }) {
         </select>
       </label>
       <label>Split <input className="short" value={split} onChange={(e) => setSplit(e.target.value)} placeholder="all" /></label>
+      <label>Images
+        <select value={imageStatus} onChange={(e) => setImageStatus(e.target.value)}>
+          {STATUS_FILTERS.map(([v, t]) => <option key={v} value={v}>{t}</option>)}
+        </select>
+      </label>
       <button onClick={go} disabled={busy}>{busy ? "Exporting…" : "Export"}</button>
       {link && <a href={link.url} download={link.name}>{link.name}</a>}
       <ErrorText error={error} />

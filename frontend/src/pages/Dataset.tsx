@@ -11,6 +11,8 @@ import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { api } from "../session";
 import { filtersFromParams, filtersToParams } from "../components/filters";
+import { useStatusCounts } from "../components/useStatusCounts";
+import { imagesUsed, STATUS_COLORS } from "../lib/status";
 
 const CELL = 168; // px: a 160 px thumbnail and its gap
 const PAGE = 120; // items per API page (a few screens of rows)
@@ -48,6 +50,7 @@ export default function Dataset() {
       </div>
       <Filters project={project} filters={filters} onChange={setFilter} />
       <BulkBar pid={pid} selected={selected} clear={() => setSelected(new Set())} done={refresh} />
+      <RunUse pid={pid} reload={gridKey} />
       <Grid key={`${gridKey}|${params.toString()}`} project={project} filters={filters} selected={selected} setSelected={setSelected} />
       {importing && <ImportDialog pid={pid} onClose={() => setImporting(false)} onDone={refresh} />}
     </div>
@@ -97,6 +100,23 @@ function Filters({ project, filters, onChange }: { project: ProjectDetail; filte
       </label>
       <label>File name <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder="substring" /></label>
     </form>
+  );
+}
+
+/** What a train run would use (train + test splits) under the two usual status filters, and the tile legend. */
+export function RunUse({ pid, reload }: { pid: number; reload: number }) {
+  const counts = useStatusCounts(pid, reload);
+  if (!counts) return null;
+  const splits = ["train", "test"];
+  return (
+    <p className="muted small run-use" data-testid="run-use">
+      A run on train + test would use <b>{imagesUsed(counts, "not_rejected", splits)}</b> images (all but rejected),
+      {" "}<b>{imagesUsed(counts, "accepted", splits)}</b> with “only accepted”, of {imagesUsed(counts, "all", splits)}.
+      <span className="legend" aria-label="Tile legend">
+        {STATUSES.map((s) => <span key={s}><i className="dot" style={{ background: STATUS_COLORS[s] }} /> {s.replace("_", " ")}</span>)}
+        <span><i className="split-tag">split</i> split</span>
+      </span>
+    </p>
   );
 }
 
@@ -224,7 +244,9 @@ function Grid({ project, filters, selected, setSelected }: {
                     <label className="cell-foot">
                       <input type="checkbox" checked={sel} aria-label={`Select ${it.file_name}`}
                         onChange={(e) => toggle(i, it.id, (e.nativeEvent as MouseEvent).shiftKey)} />
+                      <i className="dot" style={{ background: STATUS_COLORS[it.status] }} title={it.status} aria-hidden />
                       <span className="fname" title={it.file_name}>{it.file_name}</span>
+                      {it.split && <i className="split-tag" title={`split ${it.split}`}>{it.split}</i>}
                     </label>
                   </div>
                 );

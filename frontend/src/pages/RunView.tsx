@@ -64,6 +64,10 @@ export default function RunView() {
               {run.phase && !finished && <> · phase <b>{run.phase}</b></>}
               {live && <span className="muted small"> · live ({live === "stream" ? "event stream" : "polling"})</span>}
             </p>
+            {run.snapshot && (
+              <p data-testid="run-data">Data: <b>{run.snapshot.n_images}</b> images, {run.snapshot.n_boxes} boxes,
+                {" "}{run.snapshot.n_qa} QA pairs · images with status <b>{run.snapshot.image_status ?? "any"}</b></p>
+            )}
             <div className="row progress-row">
               <progress max={100} value={pct} aria-label="Run progress" />
               <b data-testid="run-percent">{pct} %</b>
