@@ -155,6 +155,9 @@ class BoxPatch(_In):
     y1: Coord | None = None
     x2: Coord | None = None
     y2: Coord | None = None
+    # replaced whole (e.g. {"kart": "tux", "visible": true}); flat values only
+    attributes: dict[Annotated[str, Field(min_length=1, max_length=64)],
+                     Annotated[str, Field(max_length=500)] | int | float | bool | None] | None = Field(None, max_length=50)
 
 
 class BoxCompact(_Out):

@@ -3,7 +3,7 @@ import type { StatusCount } from "../lib/status";
 import { api } from "../session";
 
 /** Images per (split, status) of a project; `reload` bumps it after a change. null while loading. */
-export function useStatusCounts(pid: number, reload = 0): StatusCount[] | null {
+export function useStatusCounts(pid: number, reload: string | number = 0): StatusCount[] | null {
   const [counts, setCounts] = useState<StatusCount[] | null>(null);
   useEffect(() => {
     let live = true;

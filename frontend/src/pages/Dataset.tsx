@@ -11,8 +11,8 @@ import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { api } from "../session";
 import { filtersFromParams, filtersToParams } from "../components/filters";
-import { useStatusCounts } from "../components/useStatusCounts";
-import { imagesUsed, STATUS_COLORS } from "../lib/status";
+import { STATUS_COLORS } from "../lib/status";
+import { RunUse } from "../components/RunUse";
 
 const CELL = 168; // px: a 160 px thumbnail and its gap
 const PAGE = 120; // items per API page (a few screens of rows)
@@ -100,23 +100,6 @@ function Filters({ project, filters, onChange }: { project: ProjectDetail; filte
       </label>
       <label>File name <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder="substring" /></label>
     </form>
-  );
-}
-
-/** What a train run would use (train + test splits) under the two usual status filters, and the tile legend. */
-export function RunUse({ pid, reload }: { pid: number; reload: number }) {
-  const counts = useStatusCounts(pid, reload);
-  if (!counts) return null;
-  const splits = ["train", "test"];
-  return (
-    <p className="muted small run-use" data-testid="run-use">
-      A run on train + test would use <b>{imagesUsed(counts, "not_rejected", splits)}</b> images (all but rejected),
-      {" "}<b>{imagesUsed(counts, "accepted", splits)}</b> with “only accepted”, of {imagesUsed(counts, "all", splits)}.
-      <span className="legend" aria-label="Tile legend">
-        {STATUSES.map((s) => <span key={s}><i className="dot" style={{ background: STATUS_COLORS[s] }} /> {s.replace("_", " ")}</span>)}
-        <span><i className="split-tag">split</i> split</span>
-      </span>
-    </p>
   );
 }
 

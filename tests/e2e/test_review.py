@@ -1,0 +1,121 @@
+"""Issue 13 in a real Chromium, a few checks per browser session (each session costs seconds):
+review status drives training and a safer editor. Every write is checked through the REST API."""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import shot
+from tests.e2e.helpers import png
+from tests.e2e.test_editor import drag, image_to_screen, saved, sign_in, wait_for
+
+W, H = 320, 240
+
+
+def _project(api, name: str, n: int = 4) -> tuple[int, dict, list[int]]:
+    p = api.post("/api/projects", json={"name": name, "labels": [{"name": "kart"}, {"name": "ball"}]}).json()
+    labels = {lab["name"]: lab["id"] for lab in p["labels"]}
+    files = [("files", (f"img{i}.png", png(W, H, seed=i), "image/png")) for i in range(n)]
+    ids = [im["id"] for im in api.post(f"/api/projects/{p['id']}/images", files=files).json()["images"]]
+    return p["id"], labels, ids
+
+
+def at(page, iid: int, status: str) -> None:
+    """The editor shows image `iid` (loaded: its status is on the page), ready for keys."""
+    page.wait_for_url(re.compile(rf"/images/{iid}\b"))
+    expect(page.get_by_test_id("image-status")).to_have_text(status)
+
+
+def test_status_drives_runs_and_the_editor_is_safe(page, studio):
+    api = studio.api()
+    pid, labels, ids = _project(api, "Review e2e")
+    boxes = [api.post(f"/api/images/{ids[0]}/boxes", json={"label_id": labels["kart"], "x1": x, "y1": 40, "x2": x + 80,
+                                                          "y2": 140}).json() for x in (20, 200)]
+    assert api.patch(f"/api/projects/{pid}/images", json={"ids": ids[:2], "split": "train"}).status_code == 200
+    assert api.patch(f"/api/projects/{pid}/images", json={"ids": ids[2:], "split": "test"}).status_code == 200
+    sign_in(page, studio.token)
+
+    # The editor opened from the grid's first tile: "image 1 of 4".
+    page.goto(f"/projects/{pid}")
+    expect(page.get_by_test_id("run-use")).to_contain_text("would use 4 images")
+    page.get_by_role("link", name=re.compile(r"Open img0\.png")).click()
+    page.wait_for_url(re.compile(rf"/images/{ids[0]}\b"))
+    expect(page.get_by_test_id("image-counter")).to_have_text("image 1 of 4")
+    expect(page.get_by_role("button", name="Reject (X)")).to_be_visible()
+
+    # Backspace with a box selected deletes only that box; the image's status and page stay.
+    page.locator(".box-list button").first.click()
+    page.keyboard.press("Backspace")
+    saved(page)
+    wait_for(lambda: [b["id"] for b in api.get(f"/api/images/{ids[0]}").json()["boxes"]] == [boxes[1]["id"]],
+             what="only the selected box deleted")
+    assert api.get(f"/api/images/{ids[0]}").json()["status"] == "unlabeled"
+    assert re.search(rf"/images/{ids[0]}\b", page.url)
+    page.keyboard.press("Backspace")  # nothing selected now: nothing happens
+    assert len(api.get(f"/api/images/{ids[0]}").json()["boxes"]) == 1
+
+    # In Draw mode a drag inside an existing box moves it (no new box).
+    expect(page.get_by_role("button", name="Draw (N)")).to_have_attribute("aria-pressed", "true")
+    to = image_to_screen(page, W, H)
+    drag(page, to(240, 90), to(250, 100))
+    saved(page)
+    got = wait_for(lambda: api.get(f"/api/images/{ids[0]}").json()["boxes"], what="box")
+    assert len(got) == 1 and abs(got[0]["x1"] - 210) < 3 and abs(got[0]["y1"] - 50) < 3, got
+
+    # Attributes panel: the selected box's attributes and the image meta, saved through the API.
+    panel = page.get_by_role("group", name="Box attributes")
+    panel.get_by_role("button", name="Add").click()
+    panel.get_by_label("Box attributes key 1").fill("kart")
+    panel.get_by_label("Box attributes value 1").fill("tux")
+    panel.get_by_role("button", name="Save box attributes").click()
+    wait_for(lambda: api.get(f"/api/images/{ids[0]}").json()["boxes"][0]["attributes"] == {"kart": "tux"},
+             what="attributes saved")
+    meta = page.get_by_role("group", name="Image meta")
+    meta.get_by_role("button", name="Add").click()
+    meta.get_by_label("Image meta key 1").fill("race_id")
+    meta.get_by_label("Image meta value 1").fill("r7")
+    meta.get_by_role("button", name="Save image meta").click()
+    wait_for(lambda: api.get(f"/api/images/{ids[0]}").json()["meta"] == {"race_id": "r7"}, what="meta saved")
+
+    # ? lists every shortcut.
+    page.keyboard.press("Escape")
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_contain_text("Delete / Backspace")
+    expect(dialog).to_contain_text("reject the image")
+    shot(page, "13-editor-shortcuts")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    # Enter accepts and moves on; Ctrl+Z undoes the status change (and comes back to the image).
+    page.keyboard.press("Enter")
+    at(page, ids[1], "unlabeled")
+    expect(page.get_by_test_id("image-counter")).to_have_text("image 2 of 4")
+    assert api.get(f"/api/images/{ids[0]}").json()["status"] == "accepted"
+    page.keyboard.press("Control+z")
+    at(page, ids[0], "unlabeled")
+    assert api.get(f"/api/images/{ids[0]}").json()["status"] == "unlabeled"
+    shot(page, "13-editor-after-undo")
+
+    # Accept two images (one per split) and reject one; a run launched with "only accepted" uses exactly those.
+    page.keyboard.press("Enter")
+    at(page, ids[1], "unlabeled")
+    page.keyboard.press("x")
+    at(page, ids[2], "unlabeled")
+    page.keyboard.press("Enter")
+    wait_for(lambda: api.get(f"/api/images/{ids[2]}").json()["status"] == "accepted", what="third accepted")
+    assert api.get(f"/api/images/{ids[1]}").json()["status"] == "rejected"
+    page.goto(f"/projects/{pid}/runs")
+    page.get_by_label("Base model").fill("google/paligemma2-3b-pt-224")
+    page.get_by_label("Images", exact=True).select_option("accepted")
+    expect(page.get_by_text("a run would use 2 of 4 train+test images (accepted)")).to_be_visible()
+    page.get_by_role("button", name="Launch").click()
+    page.wait_for_url(re.compile(rf"/projects/{pid}/runs/\d+$"))
+    rid = int(page.url.rsplit("/", 1)[1])
+    expect(page.get_by_test_id("run-data")).to_contain_text("2 images")
+    expect(page.get_by_test_id("run-data")).to_contain_text("accepted")
+    shot(page, "13-run-accepted-only")
+    snap = api.get(f"/api/runs/{rid}").json()["snapshot"]
+    assert snap == {**snap, "n_images": 2, "image_status": "accepted"}
+    api.post(f"/api/runs/{rid}/cancel")
