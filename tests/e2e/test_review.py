@@ -119,3 +119,32 @@ def test_status_drives_runs_and_the_editor_is_safe(page, studio):
     snap = api.get(f"/api/runs/{rid}").json()["snapshot"]
     assert snap == {**snap, "n_images": 2, "image_status": "accepted"}
     api.post(f"/api/runs/{rid}/cancel")
+
+
+def test_team_member_signs_in_with_a_token_from_settings(page, browser, studio):
+    api = studio.api()
+    pid, _, _ = _project(api, "Team e2e", n=1)
+    sign_in(page, studio.token)
+    page.goto(f"/projects/{pid}/settings")
+    team = page.locator("section", has=page.get_by_role("heading", name=re.compile("^Team")))
+    team.get_by_label("New user").fill("newbie")
+    team.get_by_role("button", name="Create user and issue token").click()
+    token = team.get_by_test_id("new-token").inner_text().strip()
+    assert token.startswith("vs_")
+    expect(team.get_by_role("button", name="Copy token")).to_be_visible()
+    expect(team.get_by_role("button", name=re.compile(r"Revoke newbie's token"))).to_be_visible()
+    shot(page, "13-team-token-once")
+    team.get_by_role("button", name="Done").click()
+    expect(team.get_by_test_id("new-token")).to_have_count(0)  # shown once only
+
+    ctx = browser.new_context(base_url=studio.url, viewport={"width": 1200, "height": 800})
+    try:
+        other = ctx.new_page()
+        sign_in(other, token)
+        expect(other.get_by_text("signed in as")).to_contain_text("newbie")
+    finally:
+        ctx.close()
+    page.once("dialog", lambda d: d.accept())
+    team.get_by_role("button", name=re.compile(r"Revoke newbie's token")).click()
+    expect(team.get_by_role("button", name=re.compile(r"Revoke newbie's token"))).to_have_count(0)
+    assert studio.api(token).get("/api/auth/me").status_code == 401
