@@ -205,6 +205,8 @@ def list_images(
     split: Annotated[str | None, Query(max_length=32)] = None,
     has_boxes: bool | None = None,
     q: Annotated[str | None, Query(max_length=512, description="substring of the file name")] = None,
+    meta_key: Annotated[str | None, Query(min_length=1, max_length=100, description="with meta_value: images whose meta has it")] = None,
+    meta_value: Annotated[str | None, Query(max_length=200)] = None,
     after_id: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
         "keyset paging: only images with a larger id (with offset=0, a deep page costs as much as the first)"))] = None,
     with_total: Annotated[bool, Query(description="false skips counting (total is null): cheaper when scrolling")] = True,
@@ -225,6 +227,10 @@ def list_images(
     if has_boxes is not None:
         any_box = exists().where(Box.image_id == Image.id)
         conds.append(any_box if has_boxes else ~any_box)
+    if (meta_key is None) != (meta_value is None):
+        raise HTTPException(422, "meta_key and meta_value: give both (e.g. meta_key=race_id&meta_value=r1) or neither")
+    if meta_key is not None:
+        conds.append(Image.meta[meta_key].as_string() == meta_value)
     if q:
         pattern = f"%{_like_escape(q)}%"
         # ILIKE is several times slower than LIKE on PostgreSQL; with no letters in q (frame numbers)
