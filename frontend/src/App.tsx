@@ -11,6 +11,7 @@ import QA from "./pages/QA";
 import Runs from "./pages/Runs";
 import RunView from "./pages/RunView";
 import Gallery from "./pages/Gallery";
+import Splits from "./pages/Splits";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -49,6 +50,7 @@ export default function App() {
             <Route path="/projects/:pid/settings" element={<ProjectSettings />} />
             <Route path="/projects/:pid/images/:iid" element={<Editor />} />
             <Route path="/projects/:pid/qa" element={<QA />} />
+            <Route path="/projects/:pid/splits" element={<Splits />} />
             <Route path="/projects/:pid/runs" element={<Runs />} />
             <Route path="/projects/:pid/runs/:rid" element={<RunView />} />
             <Route path="/projects/:pid/runs/:rid/gallery" element={<Gallery />} />

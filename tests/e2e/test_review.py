@@ -148,3 +148,39 @@ def test_team_member_signs_in_with_a_token_from_settings(page, browser, studio):
     team.get_by_role("button", name=re.compile(r"Revoke newbie's token")).click()
     expect(team.get_by_role("button", name=re.compile(r"Revoke newbie's token"))).to_have_count(0)
     assert studio.api(token).get("/api/auth/me").status_code == 401
+
+
+def test_split_page_assigns_by_race_with_no_leak(page, studio):
+    api = studio.api()
+    pid, _, ids = _project(api, "Splits e2e", n=12)
+    for k, iid in enumerate(ids):  # 3 races of 4 frames, 2 tracks
+        meta = {"race_id": f"r{k // 4}", "track": "lighthouse" if k < 8 else "hacienda"}
+        assert api.patch(f"/api/images/{iid}", json={"meta": meta}).status_code == 200
+    # a by-image split first: it leaks races
+    assert api.post(f"/api/projects/{pid}/splits", json={"mode": "image", "ratios": {"train": 0.5, "test": 0.5},
+                                                          "seed": 1}).status_code == 200
+    sign_in(page, studio.token)
+    page.goto(f"/projects/{pid}/splits")
+    expect(page.get_by_test_id("current-leaks")).to_contain_text("Leak:")
+    page.get_by_label("Split by").select_option("group")
+    page.get_by_label("Ratios").fill("train=2, test=1")
+    expect(page.get_by_role("button", name="Apply split")).to_be_disabled()  # preview first
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_test_id("preview-leaks")).to_contain_text("No leak")
+    assert int(page.get_by_test_id("preview-train").inner_text()) + int(page.get_by_test_id("preview-test").inner_text()) == 12
+    shot(page, "13-splits-preview")
+    page.get_by_role("button", name="Apply split").click()
+    expect(page.get_by_text("Split applied")).to_be_visible()
+    expect(page.get_by_test_id("current-leaks")).to_contain_text("No leak")
+    assert api.get(f"/api/projects/{pid}/splits/check", params={"key": "race_id"}).json()["ok"] is True
+    per_race: dict[str, set] = {}
+    for im in api.get(f"/api/projects/{pid}/images", params={"limit": 50}).json()["items"]:
+        race = api.get(f"/api/images/{im['id']}").json()["meta"]["race_id"]
+        per_race.setdefault(race, set()).add(im["split"])
+    assert all(len(s) == 1 for s in per_race.values()) and len(per_race) == 3
+    # the grid filters by race and shows each tile's split and status with a legend
+    page.goto(f"/projects/{pid}?meta_key=race_id&meta_value=r1")
+    expect(page.get_by_text("4 images")).to_be_visible()
+    expect(page.locator(".cell .split-tag")).to_have_count(4)
+    expect(page.get_by_label("Status legend")).to_contain_text("rejected")
+    shot(page, "13-grid-by-race")

@@ -77,6 +77,8 @@ export interface ImageFilters {
   split?: string;
   has_boxes?: boolean | "";
   q?: string;
+  meta_key?: string;
+  meta_value?: string;
 }
 
 /** A non-2xx answer: `detail` made readable; `body` is the parsed JSON (a 409 on a box carries `current`). */

@@ -98,8 +98,29 @@ function Filters({ project, filters, onChange }: { project: ProjectDetail; filte
           <option value="">any</option><option value="true">with boxes</option><option value="false">without boxes</option>
         </select>
       </label>
+      <MetaFilter filters={filters} onChange={onChange} />
       <label>File name <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder="substring" /></label>
     </form>
+  );
+}
+
+/** Images whose meta has key = value (track, race_id, …); applied when both are given. */
+function MetaFilter({ filters, onChange }: { filters: ImageFilters; onChange: (p: Partial<ImageFilters>) => void }) {
+  const [k, setK] = useState(filters.meta_key || "race_id");
+  const [v, setV] = useState(filters.meta_value ?? "");
+  useEffect(() => {
+    const t = setTimeout(() => {
+      const key = v.trim() ? k.trim() : "", value = v.trim();
+      if (key !== (filters.meta_key ?? "") || value !== (filters.meta_value ?? "")) onChange({ meta_key: key, meta_value: value });
+    }, 300);
+    return () => clearTimeout(t);
+  }, [k, v]); // eslint-disable-line react-hooks/exhaustive-deps
+  return (
+    <>
+      <label>Meta key <input style={{ width: "7em" }} list="meta-keys" value={k} onChange={(e) => setK(e.target.value)} /></label>
+      <datalist id="meta-keys">{["race_id", "track", "view", "seed"].map((x) => <option key={x} value={x} />)}</datalist>
+      <label>equals <input className="short" value={v} onChange={(e) => setV(e.target.value)} placeholder="any" aria-label="Meta value" /></label>
+    </>
   );
 }
 
