@@ -285,6 +285,7 @@ class QAItemOut(BaseModel):
     split: str | None
     display_question: str = Field(description="question with the placeholders rendered as pixel boxes")
     display_answer: str
+    stale: bool = Field(False, description="the image's boxes changed since the pair was generated")
 
 
 class QAPage(BaseModel):
