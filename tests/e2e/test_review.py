@@ -184,3 +184,50 @@ def test_split_page_assigns_by_race_with_no_leak(page, studio):
     expect(page.locator(".cell .split-tag")).to_have_count(4)
     expect(page.get_by_label("Status legend")).to_contain_text("rejected")
     shot(page, "13-grid-by-race")
+
+
+def test_qa_review_page_bulk_placeholder_and_stale(page, studio):
+    api = studio.api()
+    pid, labels, ids = _project(api, "QA e2e", n=2)
+    for iid in ids:
+        for x in (20, 180):
+            api.post(f"/api/images/{iid}/boxes", json={"label_id": labels["kart"], "x1": x, "y1": 40, "x2": x + 90, "y2": 150})
+    assert api.post(f"/api/projects/{pid}/qa/generate", json={"families": ["counting", "detection"]}).status_code == 200
+    total = api.get(f"/api/projects/{pid}/qa").json()["total"]
+    sign_in(page, studio.token)
+    # filters are kept in the URL
+    page.goto(f"/projects/{pid}/qa?file=img0")
+    expect(page.get_by_label("File name")).to_have_value("img0")
+    shown = api.get(f"/api/projects/{pid}/qa", params={"file": "img0"}).json()
+    expect(page.get_by_text(re.compile(rf"^{shown['total']} pairs"))).to_be_visible()
+    expect(page.locator("li.qa-group")).to_have_count(1)
+    page.get_by_role("button", name=re.compile(r"Mark all \d+ shown as reviewed")).click()
+    wait_for(lambda: api.get(f"/api/projects/{pid}/qa", params={"reviewed": True}).json()["total"] == shown["total"],
+             what="the page marked reviewed")
+    assert api.get(f"/api/projects/{pid}/qa").json()["total"] == total
+    # keyboard: J moves to the next pair, R toggles its reviewed flag
+    page.get_by_label("File name").fill("img1")
+    second = api.get(f"/api/projects/{pid}/qa", params={"file": "img1"}).json()["items"]
+    expect(page.locator(f"[data-qa-id='{second[0]['id']}']")).to_be_visible()
+    page.locator("h1").click()
+    page.keyboard.press("j")
+    page.keyboard.press("r")
+    wait_for(lambda: api.get(f"/api/projects/{pid}/qa", params={"file": "img1", "reviewed": True}).json()["items"]
+             and api.get(f"/api/projects/{pid}/qa", params={"file": "img1", "reviewed": True}).json()["items"][0]["id"]
+             == second[1]["id"], what="R on the second pair")
+    # a placeholder naming no box is refused with the reason
+    item = page.locator(f"[data-qa-id='{second[0]['id']}']")
+    item.get_by_label("Question").fill("What is in {box9}?")
+    item.get_by_role("button", name="Save").click()
+    expect(item.get_by_role("alert")).to_contain_text("{box9}")
+    assert "{box9}" not in api.get(f"/api/projects/{pid}/qa", params={"file": "img1"}).json()["items"][0]["question"]
+    # a box added: the image's pairs are stale; regenerate fixes them
+    api.post(f"/api/images/{ids[1]}/boxes", json={"label_id": labels["kart"], "x1": 120, "y1": 10, "x2": 170, "y2": 60})
+    page.get_by_label("Stale").select_option("true")
+    expect(page).to_have_url(re.compile(r"stale=true"))
+    expect(page.get_by_test_id("stale").first).to_be_visible()
+    shot(page, "13-qa-stale")
+    page.get_by_role("button", name="Regenerate stale pairs").click()
+    expect(page.get_by_role("status")).to_contain_text("Regenerated the pairs of 1 image")
+    expect(page.get_by_text(re.compile(r"^0 pairs"))).to_be_visible()
+    assert api.get(f"/api/projects/{pid}/qa", params={"stale": True}).json()["total"] == 0
