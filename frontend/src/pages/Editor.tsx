@@ -181,7 +181,7 @@ export default function Editor() {
     const version = versions.current.get(rid);
     if (version === undefined) return;
     try {
-      const b = await api.patchBox(rid, { version, attributes: a } as never);
+      const b = await api.patchBox(rid, { version, attributes: a as Record<string, string | number | boolean | null> });
       versions.current.set(rid, b.version);
       attrs.current.set(rid, b.attributes);
       setBoxes((bs) => bs.map((x) => (x.id === rid ? { ...x, version: b.version } : x)));
