@@ -185,6 +185,32 @@ def test_split_page_assigns_by_race_with_no_leak(page, studio):
     expect(page.get_by_label("Status legend")).to_contain_text("rejected")
     shot(page, "13-grid-by-race")
 
+    # Import dialog (same session): the format is detected from the files; when another format is
+    # chosen and fails, the detected one is suggested; the report counts boxes per label.
+    import json as _json
+    coco = {"images": [{"id": 1, "file_name": "new1.png", "width": W, "height": H}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 40]},
+                            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [300, 200, 40, 60]}],
+            "categories": [{"id": 1, "name": "kart"}, {"id": 2, "name": "cone"}]}
+    files = [{"name": "annotations.json", "mimeType": "application/json", "buffer": _json.dumps(coco).encode()},
+             {"name": "new1.png", "mimeType": "image/png", "buffer": png(W, H, seed=9)}]
+    page.goto(f"/projects/{pid}")
+    page.get_by_role("button", name="Import…").click()
+    dialog = page.get_by_role("dialog", name="Import")
+    dialog.get_by_label("Choose files").set_input_files(files)
+    expect(dialog.get_by_test_id("detected")).to_have_text("coco")
+    dialog.get_by_label("Format").select_option("voc")
+    dialog.get_by_role("button", name="Upload").click()
+    dialog.get_by_role("button", name="Use coco instead").click()
+    expect(dialog.get_by_label("Format")).to_have_value("coco")
+    dialog.get_by_role("button", name="Upload").click()
+    report = dialog.get_by_test_id("import-report")
+    expect(report).to_contain_text("kart")
+    expect(report).to_contain_text("cone")
+    expect(dialog).to_contain_text("clipped to the image: 1 box(es)")
+    expect(dialog).to_contain_text("matched to the project's: kart")
+    shot(page, "13-import-report")
+
 
 def test_qa_review_page_bulk_placeholder_and_stale(page, studio):
     api = studio.api()

@@ -33,6 +33,8 @@ export interface ImportReport {
   labels_created: string[];
   clipped: number;
   warnings: string[];
+  labels_matched?: string[];
+  boxes_per_label?: Record<string, number>;
 }
 
 export type QAPair = S["QAItemOut"];
