@@ -31,6 +31,7 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
   const [detected, setDetected] = useState<string | null>(null);
   const [suggest, setSuggest] = useState<string | null>(null);
   const [over, setOver] = useState(false);
+  const chosen = useRef(false);
   const pick = async (fs: File[]) => {
     setFiles(fs);
     setError(null);
@@ -38,7 +39,7 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
     setResult(null);
     const d = detectFormat(await hints(fs));
     setDetected(d);
-    if (d) setFormat(d);
+    if (d && !chosen.current) setFormat(d); // a format the user picked wins over the guess
   };
 
   useEffect(() => {
@@ -73,7 +74,7 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
       <form onSubmit={submit}>
         <h2 id="import-h">Import</h2>
         <label>Format
-          <select value={format} onChange={(e) => setFormat(e.target.value)}>
+          <select value={format} onChange={(e) => { chosen.current = true; setFormat(e.target.value); }}>
             {FORMATS.map(([v, t]) => <option key={v} value={v}>{t}</option>)}
           </select>
         </label>
@@ -81,12 +82,12 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
           onDragOver={(e) => { e.preventDefault(); setOver(true); }} onDragLeave={() => setOver(false)}
           onDrop={(e) => { e.preventDefault(); setOver(false); void pick([...e.dataTransfer.files]); }}>
           <p>Drop images, annotation files or a zip here, or</p>
-          <label>Choose files (images, annotation files, or one zip)
+          <label>Files (images, annotation files, or one zip)
             <input type="file" multiple onChange={(e) => void pick([...(e.target.files ?? [])])} />
           </label>
         </div>
         {files.length > 0 && <p className="muted">{files.length} file(s), {(files.reduce((s, f) => s + f.size, 0) / 1e6).toFixed(1)} MB
-          {detected && <> · looks like <b data-testid="detected">{detected}</b> (format set; change it above if not)</>}</p>}
+          {detected && <> · looks like <b data-testid="detected">{detected}</b> {detected === format ? "(format set; change it above if not)" : ""}</>}</p>}
         {progress !== null && (
           <p><progress value={progress} max={1} aria-label="Upload progress" /> {progress < 1 ? `${Math.round(progress * 100)}% uploaded` : "processing on the server…"}</p>
         )}
