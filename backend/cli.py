@@ -189,6 +189,8 @@ def export(
     project: str = typer.Option(..., "--project", help="project name or id"),
     fmt: str = typer.Option("coco", "--format", help="coco | yolo | voc"),
     split: str = typer.Option(None, "--split", help="only this split"),
+    image_status: str = typer.Option("not_rejected", "--image-status",
+                                     help="not_rejected (default) | accepted | all | one status"),
 ) -> None:
     """Export a project's images and boxes as a zip."""
     from backend.exporter import export_zip
@@ -197,11 +199,15 @@ def export(
 
     with studio_session() as (session, settings):
         get_format(fmt, writable=True)
+        from backend import review_status
+
+        review_status.statuses(image_status, "--image-status")
         pid = _project_id(session, project, False)
         tmp = out.with_name(out.name + ".part")  # a failed export leaves no half zip behind
         try:
             with open(tmp, "wb") as f:
-                n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split)
+                n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split,
+                               image_status)
             tmp.replace(out)
         finally:
             tmp.unlink(missing_ok=True)
