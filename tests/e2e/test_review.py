@@ -77,6 +77,7 @@ def test_status_drives_runs_and_the_editor_is_safe(page, studio):
     meta.get_by_label("Image meta value 1").fill("r7")
     meta.get_by_role("button", name="Save image meta").click()
     wait_for(lambda: api.get(f"/api/images/{ids[0]}").json()["meta"] == {"race_id": "r7"}, what="meta saved")
+    shot(page, "13-editor-attributes")
 
     # ? lists every shortcut.
     page.keyboard.press("Escape")
