@@ -211,6 +211,8 @@ def export(
     split: str = typer.Option(None, "--split", help="only this split"),
     family: str = typer.Option(None, "--family", help="msswift / llamafactory: model family of the box syntax "
                                "(default qwen2_vl)"),
+    image_status: str = typer.Option("not_rejected", "--image-status",
+                                     help="not_rejected (default) | accepted | all | one status"),
 ) -> None:
     """Export a project's images and boxes as a zip."""
     from backend.exporter import export_zip
@@ -219,12 +221,15 @@ def export(
 
     with studio_session() as (session, settings):
         get_format(fmt, writable=True).configured(family)
+        from backend import review_status
+
+        review_status.statuses(image_status, "--image-status")
         pid = _project_id(session, project, False)
         tmp = out.with_name(out.name + ".part")  # a failed export leaves no half zip behind
         try:
             with open(tmp, "wb") as f:
                 n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split,
-                               family)
+                               family, image_status)
             tmp.replace(out)
         finally:
             tmp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class ImportReport:
     labels_created: list[str] = field(default_factory=list)
     clipped: int = 0
     warnings: list[str] = field(default_factory=list)
+    labels_matched: list[str] = field(default_factory=list)  # the file's labels the project had already
+    boxes_per_label: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +119,7 @@ def commit_dataset(session: Session, store: ImageStore, project_id: int, ds: Dat
 
     existing = dict(session.execute(select(Label.name, Label.id).where(Label.project_id == project_id)).all())
     new_labels = [n for n in ds.all_labels() if n not in existing]
+    matched = [n for n in ds.all_labels() if n in existing]
 
     written: list[tuple[str, str]] = []
     try:
@@ -160,7 +164,8 @@ def commit_dataset(session: Session, store: ImageStore, project_id: int, ds: Dat
         raise
     return ImportReport(format=fmt_name, images_read=len(ds.images), images_added=len(ids),
                         boxes_added=len(box_rows), labels_created=new_labels, clipped=ds.clipped,
-                        warnings=ds.warnings)
+                        warnings=ds.warnings, labels_matched=matched,
+                        boxes_per_label=dict(sorted(Counter(b.label for im in ds.images for b in im.boxes).items())))
 
 
 def _db_value(session: Session, column, value):

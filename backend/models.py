@@ -217,6 +217,8 @@ class QAPair(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    # backend.qa.stale: the image's boxes when generated; differs from now = a stale pair
+    boxes_sig: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class RunKind(str, enum.Enum):

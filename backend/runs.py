@@ -27,7 +27,6 @@ from backend.models import (
     FINISHED,
     Box,
     Image,
-    ImageStatus,
     Label,
     QAPair,
     Run,
@@ -35,6 +34,7 @@ from backend.models import (
     RunStatus,
     Snapshot,
 )
+from backend import review_status
 from backend.splits import assert_no_leakage
 
 log = logging.getLogger("studio.runs")
@@ -121,7 +121,9 @@ class RunConfig(BaseModel):
     # evaluate / predict
     adapter_run_id: int | None = None
     image_ids: list[int] | None = None
-    image_status: ImageStatus | None = None
+    # review statuses the images must have (backend.review_status): train/evaluate default to
+    # not_rejected; predict needs it or image_ids
+    image_status: Literal[review_status.NAMES] | None = None  # type: ignore[valid-type]
 
     @field_validator("tasks")
     @classmethod
@@ -194,37 +196,44 @@ def check_model(family: str, base_model: str) -> None:
 
 
 # ---------------------------------------------------------------- snapshot
-def _split_has_images(session: Session, project_id: int, split: str) -> bool:
-    return session.scalar(select(Image.id).where(Image.project_id == project_id, Image.split == split)
-                          .limit(1)) is not None
+def _split_has_images(session: Session, project_id: int, split: str, image_status: str | None = None) -> bool:
+    return session.scalar(select(Image.id).where(Image.project_id == project_id, Image.split == split,
+                                                 review_status.condition(image_status)).limit(1)) is not None
 
 
-def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_families: list[str] | None) -> Snapshot:
-    """Copy the images of `splits` with their boxes and QA pairs into a Snapshot (reused when the
-    same content was frozen before)."""
+def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_families: list[str] | None,
+                    image_status: str | None = None) -> Snapshot:
+    """Copy the images of `splits` whose review status passes `image_status` (default: not
+    rejected) with their boxes and QA pairs into a Snapshot (reused when the same content was
+    frozen before)."""
+    image_status = image_status or review_status.DEFAULT
+    status_ok = review_status.condition(image_status)
     labels = [n for (n,) in session.execute(select(Label.name).where(Label.project_id == project_id).order_by(Label.id))]
     images: dict[int, dict] = {}
     for iid, sha, ext, fn, w, h, sp in session.execute(
             select(Image.id, Image.sha256, Image.ext, Image.file_name, Image.width, Image.height, Image.split)
-            .where(Image.project_id == project_id, Image.split.in_(splits)).order_by(Image.id)):
+            .where(Image.project_id == project_id, Image.split.in_(splits), status_ok).order_by(Image.id)):
         images[iid] = {"id": iid, "sha256": sha, "ext": ext, "file_name": fn, "width": w, "height": h, "split": sp,
                        "boxes": [], "qa": []}
     n_boxes = n_qa = 0
     for iid, lab, x1, y1, x2, y2 in session.execute(
             select(Box.image_id, Label.name, Box.x1, Box.y1, Box.x2, Box.y2).join(Label, Label.id == Box.label_id)
             .join(Image, Image.id == Box.image_id)
-            .where(Image.project_id == project_id, Image.split.in_(splits)).order_by(Box.image_id, Box.id)):
+            .where(Image.project_id == project_id, Image.split.in_(splits), status_ok)
+            .order_by(Box.image_id, Box.id)):
         images[iid]["boxes"].append([lab, x1, y1, x2, y2])
         n_boxes += 1
     q = (select(QAPair.image_id, QAPair.id, QAPair.family, QAPair.template_id, QAPair.question, QAPair.answer,
                 QAPair.params).join(Image, Image.id == QAPair.image_id)
-         .where(QAPair.project_id == project_id, Image.split.in_(splits)).order_by(QAPair.image_id, QAPair.id))
+         .where(QAPair.project_id == project_id, Image.split.in_(splits), status_ok)
+         .order_by(QAPair.image_id, QAPair.id))
     if qa_families is not None:
         q = q.where(QAPair.family.in_(qa_families))
     for iid, qid, fam, tid, question, answer, params in session.execute(q):
         images[iid]["qa"].append([qid, fam, tid, question, answer, params])
         n_qa += 1
-    content = {"labels": labels, "splits": sorted(splits), "images": list(images.values())}
+    content = {"labels": labels, "splits": sorted(splits), "image_status": image_status,
+               "images": list(images.values())}
     sha = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     same = session.scalar(select(Snapshot).where(Snapshot.project_id == project_id, Snapshot.sha256 == sha))
     if same is not None:
@@ -268,23 +277,26 @@ def create_run(session: Session, settings: Settings, *, project_id: int, user_id
     require_reachable(settings, cfg.base_model)
     snapshot_id = None
     if kind in ("train", "evaluate"):
-        if not _split_has_images(session, project_id, cfg.eval_split):
-            raise InvalidInput(f"config.eval_split: the project has no images in the held-out split {cfg.eval_split!r}")
+        cfg.image_status = cfg.image_status or review_status.DEFAULT  # recorded in the run's config
+        if not _split_has_images(session, project_id, cfg.eval_split, cfg.image_status):
+            raise InvalidInput(f"config.eval_split: the project has no {cfg.image_status} images in the held-out "
+                               f"split {cfg.eval_split!r}")
         if kind == "train":
             if cfg.train_split == cfg.eval_split:
                 raise InvalidInput("config.eval_split: must differ from train_split (evaluate on held-out images)")
-            if not _split_has_images(session, project_id, cfg.train_split):
-                raise InvalidInput(f"config.train_split: the project has no images in split {cfg.train_split!r}")
+            if not _split_has_images(session, project_id, cfg.train_split, cfg.image_status):
+                raise InvalidInput(f"config.train_split: the project has no {cfg.image_status} images in split "
+                                   f"{cfg.train_split!r} (config.image_status selects which)")
         if kind == "train" or cfg.adapter_run_id is not None:
             assert_no_leakage(session, project_id, cfg.leak_key)  # 409 naming the groups
         splits = [cfg.eval_split] + ([cfg.train_split] if kind == "train" else [])
-        snapshot_id = freeze_snapshot(session, project_id, splits, cfg.qa_families).id
+        snapshot_id = freeze_snapshot(session, project_id, splits, cfg.qa_families, cfg.image_status).id
     else:  # predict: resolve the images now, so the run is reproducible
         q = select(Image.id).where(Image.project_id == project_id).order_by(Image.id)
         if cfg.image_ids is not None:
             q = q.where(Image.id.in_(cfg.image_ids[:100_000]))
         elif cfg.image_status is not None:
-            q = q.where(Image.status == cfg.image_status)
+            q = q.where(review_status.condition(cfg.image_status, "config.image_status"))
         else:
             raise InvalidInput("config.image_ids: a predict run needs image_ids or image_status")
         ids = list(session.scalars(q))

@@ -172,6 +172,9 @@ class BoxPatch(_In):
     y1: Coord | None = None
     x2: Coord | None = None
     y2: Coord | None = None
+    # replaced whole (e.g. {"kart": "tux", "visible": true}); flat values only
+    attributes: dict[Annotated[str, Field(min_length=1, max_length=64)],
+                     Annotated[str, Field(max_length=500)] | int | float | bool | None] | None = Field(None, max_length=50)
 
 
 class BoxCompact(_Out):
@@ -299,6 +302,7 @@ class QAItemOut(BaseModel):
     split: str | None
     display_question: str = Field(description="question with the placeholders rendered as pixel boxes")
     display_answer: str
+    stale: bool = Field(False, description="the image's boxes changed since the pair was generated")
 
 
 class QAPage(BaseModel):
@@ -329,12 +333,17 @@ class SplitIn(_In):
     ratios: dict[SplitName, Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]] | None = None
     held_out: dict[SplitName, list[Annotated[str, StringConstraints(min_length=1, max_length=200)]]] | None = None
     seed: int = 0
+    dry_run: bool = Field(False, description="preview: the counts and the leak check, nothing written")
+    check_key: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None, description="meta key the preview's leak check groups by (default: key, or race_id in image mode)")
 
 
 class SplitOut(BaseModel):
     counts: dict[str, int] = Field(description="images per split")
     groups: dict[str, int] = Field(description="groups per split")
     ungrouped: int = Field(description="images without the key: each is its own group")
+    leaks: list["Leak"] | None = Field(None, description="dry_run: groups of check_key the split would straddle")
+    check_key: str | None = None
 
 
 class Leak(BaseModel):

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile, status
 from fastapi.responses import FileResponse
+from pydantic import BaseModel
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -38,7 +39,7 @@ MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "b
 # The review workflow; accepted/rejected may be reopened for another look.
 TRANSITIONS: dict[ImageStatus, set[ImageStatus]] = {
     ImageStatus.unlabeled: {ImageStatus.in_review},
-    ImageStatus.in_review: {ImageStatus.accepted, ImageStatus.rejected},
+    ImageStatus.in_review: {ImageStatus.accepted, ImageStatus.rejected, ImageStatus.unlabeled},  # back: undo
     ImageStatus.accepted: {ImageStatus.in_review},
     ImageStatus.rejected: {ImageStatus.in_review},
 }
@@ -181,6 +182,21 @@ def _like_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+class StatusCount(BaseModel):
+    split: str | None
+    status: ImageStatus
+    n: int
+
+
+@router.get("/projects/{project_id}/images/counts", response_model=list[StatusCount])
+def status_counts(db: DB, user: CurrentUser, project_id: int) -> list[StatusCount]:
+    """Images per (split, status): what a run with a given image_status filter would use."""
+    get_project(db, user, project_id)
+    rows = db.execute(select(Image.split, Image.status, func.count()).where(Image.project_id == project_id)
+                      .group_by(Image.split, Image.status).order_by(Image.split, Image.status))
+    return [StatusCount(split=sp, status=st, n=n) for sp, st, n in rows]
+
+
 @router.get("/projects/{project_id}/images", response_model=ImagePage)
 def list_images(
     db: DB, user: CurrentUser, project_id: Id,
@@ -191,6 +207,8 @@ def list_images(
     split: Annotated[str | None, Query(max_length=32)] = None,
     has_boxes: bool | None = None,
     q: Annotated[str | None, Query(max_length=512, description="substring of the file name")] = None,
+    meta_key: Annotated[str | None, Query(min_length=1, max_length=100, description="with meta_value: images whose meta has it")] = None,
+    meta_value: Annotated[str | None, Query(max_length=200)] = None,
     after_id: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
         "keyset paging: only images with a larger id (with offset=0, a deep page costs as much as the first)"))] = None,
     with_total: Annotated[bool, Query(description="false skips counting (total is null): cheaper when scrolling")] = True,
@@ -211,6 +229,10 @@ def list_images(
     if has_boxes is not None:
         any_box = exists().where(Box.image_id == Image.id)
         conds.append(any_box if has_boxes else ~any_box)
+    if (meta_key is None) != (meta_value is None):
+        raise HTTPException(422, "meta_key and meta_value: give both (e.g. meta_key=race_id&meta_value=r1) or neither")
+    if meta_key is not None:
+        conds.append(Image.meta[meta_key].as_string() == meta_value)
     if q:
         pattern = f"%{_like_escape(q)}%"
         # ILIKE is several times slower than LIKE on PostgreSQL; with no letters in q (frame numbers)

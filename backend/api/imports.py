@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from backend import review_status
 from backend.api.disposition import content_disposition
 from backend.api.deps import Id, DB, CurrentUser, SettingsDep, Store, get_project
 from backend.errors import TooLarge
@@ -55,14 +56,16 @@ def export_project(
     split: Annotated[str | None, Query(max_length=32)] = None,
     family: Annotated[str | None, Query(max_length=32, description="msswift / llamafactory: the model family "
                                         "whose box syntax the answers use (default qwen2_vl)")] = None,
+    image_status: Annotated[str, Query(description="not_rejected (default) | accepted | all | one status")] = "not_rejected",
 ) -> FileResponse:
     project = get_project(db, user, project_id, Role.viewer)
     get_format(format, writable=True).configured(family)
+    review_status.statuses(image_status)  # 422 before any work
     # A temporary file, not memory: an export holds every image of the project.
     fd, tmp = tempfile.mkstemp(suffix=".zip")
     try:
         with os.fdopen(fd, "wb") as out:
-            export_zip(db, store, project_id, format, out, split, family)
+            export_zip(db, store, project_id, format, out, split, family, image_status)
     except BaseException:
         os.unlink(tmp)
         raise

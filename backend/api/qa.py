@@ -15,6 +15,7 @@ from backend.api.deps import Id, DB, CurrentUser, get_project, project_row, seri
 from backend.models import Image, QAPair, QASource, Role, User
 from backend.errors import InvalidInput
 from backend.qa import FAMILIES, store
+from backend.qa import stale as stale_mod
 from backend.qa.base import render
 from backend.schemas import BulkResult, QAGenerateIn, QAGenerateOut, QAItemOut, QAPage, QAPatch, QAReviewIn
 
@@ -22,20 +23,21 @@ router = APIRouter(tags=["qa"])
 _CHUNK = 1000
 
 _COLS = (QAPair.id, QAPair.image_id, Image.file_name, QAPair.family, QAPair.template_id, QAPair.question,
-         QAPair.answer, QAPair.params, QAPair.source, QAPair.reviewed, Image.split)
+         QAPair.answer, QAPair.params, QAPair.source, QAPair.reviewed, Image.split, QAPair.boxes_sig)
 
 
-def _item(r) -> QAItemOut:
+def _item(r, stale: bool = False) -> QAItemOut:
     params = r.params if isinstance(r.params, dict) else {}
     boxes = params.get("boxes") or []
     return QAItemOut(id=r.id, image_id=r.image_id, file_name=r.file_name, family=r.family, template_id=r.template_id,
                      question=r.question, answer=r.answer, params=params, source=QASource(r.source).value,
                      reviewed=r.reviewed, split=r.split, display_question=render(r.question, boxes),
-                     display_answer=render(r.answer, boxes))
+                     display_answer=render(r.answer, boxes), stale=stale)
 
 
 def _one(db: Session, qa_id: int) -> QAItemOut:
-    return _item(db.execute(select(*_COLS).join(Image, Image.id == QAPair.image_id).where(QAPair.id == qa_id)).one())
+    r = db.execute(select(*_COLS).join(Image, Image.id == QAPair.image_id).where(QAPair.id == qa_id)).one()
+    return _item(r, r.id in stale_mod.stale_ids(db, [(r.id, r.image_id, r.boxes_sig)]))
 
 
 def _get_pair(db: Session, user: User, qa_id: int, need: Role) -> QAPair:
@@ -62,6 +64,8 @@ def list_pairs(
     reviewed: bool | None = None,
     source: QASource | None = None,
     template_id: Annotated[str | None, Query(max_length=64)] = None,
+    file: Annotated[str | None, Query(max_length=512, description="substring of the image's file name")] = None,
+    stale: Annotated[bool | None, Query(description="true: only stale pairs; false: only current ones")] = None,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> QAPage:
@@ -82,13 +86,22 @@ def list_pairs(
         conds.append(QAPair.source == source)
     if template_id:
         conds.append(QAPair.template_id == template_id)
+    if file:
+        conds.append(Image.file_name.ilike("%" + file.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
+                                           escape="\\"))
+    if stale is not None:
+        # Staleness compares with the boxes now, so it is computed (per page of images), not stored.
+        stale_set = list(stale_mod.iter_stale(db, project_id, conds[1:]))
+        if stale:
+            conds.append(QAPair.id.in_(stale_set[:100_000]) if stale_set else QAPair.id < 0)
+        elif stale_set:
+            conds.append(QAPair.id.not_in(stale_set[:100_000]))
     base = select(*_COLS).join(Image, Image.id == QAPair.image_id).where(*conds)
-    rows = db.execute(base.order_by(QAPair.id).offset(offset).limit(limit)).all()
-    cnt = select(func.count()).select_from(QAPair)
-    if split:
-        cnt = cnt.join(Image, Image.id == QAPair.image_id)
-    total = db.scalar(cnt.where(*conds))
-    return QAPage(items=[_item(r) for r in rows], total=total, offset=offset, limit=limit)
+    # grouped per image: the review page shows an image once with all its pairs
+    rows = db.execute(base.order_by(QAPair.image_id, QAPair.id).offset(offset).limit(limit)).all()
+    total = db.scalar(select(func.count()).select_from(QAPair).join(Image, Image.id == QAPair.image_id).where(*conds))
+    now_stale = stale_mod.stale_ids(db, [(r.id, r.image_id, r.boxes_sig) for r in rows])
+    return QAPage(items=[_item(r, r.id in now_stale) for r in rows], total=total, offset=offset, limit=limit)
 
 
 @router.patch("/qa/{qa_id}", response_model=QAItemOut)
@@ -99,6 +112,10 @@ def patch_pair(db: DB, user: CurrentUser, qa_id: Id, body: QAPatch) -> QAItemOut
     for f in ("question", "answer", "reviewed"):
         if f in fields and getattr(body, f) is None:
             raise HTTPException(422, f"{f}: may not be null")
+    n_boxes = len((pair.params or {}).get("boxes") or []) if isinstance(pair.params, dict) else 0
+    for f in ("question", "answer"):
+        if f in fields and getattr(body, f) is not None:
+            stale_mod.check_placeholders(getattr(body, f), n_boxes, f)  # 422 naming the bad {boxN}
     edited = False
     for f in ("question", "answer"):
         if f in fields and getattr(body, f) != getattr(pair, f):
@@ -138,6 +155,14 @@ def review(db: DB, user: CurrentUser, project_id: Id, body: QAReviewIn) -> BulkR
             reviewed=body.reviewed, reviewed_by_id=user.id if body.reviewed else None,
             reviewed_at=now if body.reviewed else None, updated_at=now))
     return BulkResult(updated=len(ids))
+
+
+@router.post("/projects/{project_id}/qa/regenerate-stale")
+def regenerate_stale(db: DB, user: CurrentUser, project_id: int) -> dict:
+    """Replace the generated pairs of every image whose boxes changed since they were generated;
+    pairs people edited are kept. Returns {images, deleted, inserted}."""
+    get_project(db, user, project_id, Role.annotator)
+    return stale_mod.regenerate_stale(db, project_id)
 
 
 @router.get("/projects/{project_id}/qa/export")

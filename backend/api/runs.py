@@ -64,7 +64,14 @@ def runs_of_project(db: DB, user: CurrentUser, project_id: Id, offset: int = Que
 def run_detail(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> dict:
     run = run_for(db, user, run_id)
     reap_run(db, settings, run)  # a run whose worker died is re-queued / failed, never 'running' forever
-    return run_view(run)
+    view = run_view(run)
+    if run.snapshot_id is not None:  # what it trains on: counts and the review-status filter, not the content
+        snap = db.execute(select(Snapshot.n_images, Snapshot.n_boxes, Snapshot.n_qa,
+                                 Snapshot.content["image_status"].as_string())
+                          .where(Snapshot.id == run.snapshot_id)).one_or_none()
+        if snap is not None:
+            view["snapshot"] = {"n_images": snap[0], "n_boxes": snap[1], "n_qa": snap[2], "image_status": snap[3]}
+    return view
 
 
 def _view_now(sm, settings, run_id: int) -> dict:

@@ -17,7 +17,8 @@ router = APIRouter(tags=["splits"])
 def make_split(db: DB, user: CurrentUser, project_id: Id, body: SplitIn) -> SplitOut:
     get_project(db, user, project_id, Role.annotator)
     return SplitOut(**splits.make_split(db, project_id, body.mode, key=body.key, ratios=body.ratios,
-                                        held_out=body.held_out, seed=body.seed))
+                                        held_out=body.held_out, seed=body.seed, dry_run=body.dry_run,
+                                        check_key=body.check_key))
 
 
 @router.get("/projects/{project_id}/splits/check", response_model=SplitCheck)

@@ -70,3 +70,22 @@ def create_token_for(db: DB, user: CurrentUser, user_id: Id, body: TokenCreate) 
     if target is None:
         raise HTTPException(404, f"user {user_id} not found")
     return _issue(db, target, body.name)
+
+
+@router.get("/users/{user_id}/tokens", response_model=list[TokenOut])
+def list_tokens_of(db: DB, user: CurrentUser, user_id: int) -> list[ApiToken]:
+    """A user's tokens (name, prefix, dates; never the token itself)."""
+    _require_admin(user)
+    if db.get(User, user_id) is None:
+        raise HTTPException(404, f"user {user_id} not found")
+    return list(db.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+
+
+@router.delete("/users/{user_id}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_token_of(db: DB, user: CurrentUser, user_id: int, token_id: int) -> None:
+    """Revoke: the token stops working at once (its hash row is deleted)."""
+    _require_admin(user)
+    row = db.get(ApiToken, token_id)
+    if row is None or row.user_id != user_id:
+        raise HTTPException(404, f"token {token_id} of user {user_id} not found")
+    db.delete(row)

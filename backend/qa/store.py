@@ -26,27 +26,32 @@ from backend.importer import _db_value
 from backend.models import Box, Image, Label, QAPair, QASource, utcnow
 from backend.qa import FAMILIES, check_families, resolve_options
 from backend.qa.base import ImageView, Obj, valid_box
+from backend.qa.stale import boxes_signature
 
 UNASSIGNED = "unassigned"  # the split key for images without a split
 # reviewed_by_id / reviewed_at are left out: NULL for a new pair, and fewer values per COPY row
 _COLS = ("project_id", "image_id", "family", "template_id", "question", "answer", "params", "source", "reviewed",
-         "created_at", "updated_at")
+         "created_at", "updated_at", "boxes_sig")
 
 
-def load_views(session: Session, project_id: int) -> tuple[list[ImageView], dict[int, str | None]]:
-    """Every image of the project as an ImageView (valid boxes only, in box id order), and its split."""
+def load_views(session: Session, project_id: int, image_ids: list[int] | None = None
+               ) -> tuple[list[ImageView], dict[int, str | None]]:
+    """Every image of the project (or of `image_ids`) as an ImageView (valid boxes only, in box id
+    order), and its split."""
     labels = [n for (n,) in session.execute(select(Label.name).where(Label.project_id == project_id)
                                             .order_by(Label.id))]
     views: dict[int, ImageView] = {}
     splits: dict[int, str | None] = {}
     for iid, fn, w, h, sp, meta in session.execute(
             select(Image.id, Image.file_name, Image.width, Image.height, Image.split, Image.meta)
-            .where(Image.project_id == project_id).order_by(Image.id)):
+            .where(Image.project_id == project_id, *([Image.id.in_(image_ids)] if image_ids is not None else []))
+            .order_by(Image.id)):
         views[iid] = ImageView(fn, w, h, meta if isinstance(meta, dict) else {}, [], labels, iid)
         splits[iid] = sp
     q = (select(Box.image_id, Label.name, Box.x1, Box.y1, Box.x2, Box.y2, Box.attributes)
          .join(Label, Label.id == Box.label_id).join(Image, Image.id == Box.image_id)
-         .where(Image.project_id == project_id).order_by(Box.image_id, Box.id))
+         .where(Image.project_id == project_id, *([Image.id.in_(image_ids)] if image_ids is not None else []))
+         .order_by(Box.image_id, Box.id))
     for iid, lab, x1, y1, x2, y2, attrs in session.execute(q):
         if valid_box(x1, y1, x2, y2):
             views[iid].objs.append(Obj(lab, x1, y1, x2, y2, attrs if isinstance(attrs, dict) else {}))
@@ -152,14 +157,38 @@ def _rows(views, splits, families, opts, seed, cap, project_id, kept, kept_image
     gen, false = QASource.generated.value, False
     for v in views:
         split = splits[v.id] or UNASSIGNED
+        sig = boxes_signature((o.label, o.x1, o.y1, o.x2, o.y2) for o in v.objs)
         box_json: dict = {}  # id(box dict) -> (box, its JSON): an object's box is shared by its pairs
         for fam, it in generate_items(v, families, opts, seed, cap):
             if v.id in kept_images and _fingerprint(v.id, fam, it.template_id, it.params()) in kept:
                 continue
             rows.append((project_id, v.id, fam, it.template_id, it.question, it.answer,
-                         _params_json(it, box_json), gen, false, now, now))
+                         _params_json(it, box_json), gen, false, now, now, sig))
             c = counts[fam]
             c[split] = c.get(split, 0) + 1
+
+
+def generate_for_images(session: Session, project_id: int, families_of: dict[int, dict[str, int]], *,
+                        seed: int = 0) -> int:
+    """Generate (default options) pairs for these images only: {image: {family: at most n pairs}},
+    skipping any identical to a pair kept for them; the caller deleted what it replaces. Returns
+    the rows inserted."""
+    ids = sorted(families_of)
+    rows: list[tuple] = []
+    now = _db_value(session, QAPair.__table__.c.created_at, utcnow())
+    for k in range(0, len(ids), 500):
+        chunk = ids[k:k + 500]
+        views, splits = load_views(session, project_id, chunk)
+        kept = {_fingerprint(i, f, tid, p) for i, f, tid, p in session.execute(
+            select(QAPair.image_id, QAPair.family, QAPair.template_id, QAPair.params)
+            .where(QAPair.image_id.in_(chunk)))}
+        kept_images = {k_[0] for k_ in kept}
+        for v in views:
+            for fam, cap in sorted(families_of[v.id].items()):
+                _rows([v], splits, check_families([fam]), {fam: resolve_options(fam, None, 0.5)}, seed, max(1, cap),
+                      project_id, kept, kept_images, {fam: {}}, rows, now)
+    bulk_insert(session, QAPair.__table__, _COLS, rows)
+    return len(rows)
 
 
 def export_rows(session: Session, project_id: int, family: str | None = None, split: str | None = None,

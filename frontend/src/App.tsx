@@ -15,6 +15,7 @@ import Models from "./pages/Models";
 import Compare from "./pages/Compare";
 import TryIt from "./pages/TryIt";
 import ReviewQueue from "./pages/ReviewQueue";
+import Splits from "./pages/Splits";
 
 export default function App() {
   const [user, setUser] = useState<User | null>(null);
@@ -54,6 +55,7 @@ export default function App() {
             <Route path="/projects/:pid/settings" element={<ProjectSettings />} />
             <Route path="/projects/:pid/images/:iid" element={<Editor />} />
             <Route path="/projects/:pid/qa" element={<QA />} />
+            <Route path="/projects/:pid/splits" element={<Splits />} />
             <Route path="/projects/:pid/runs" element={<Runs />} />
             <Route path="/projects/:pid/runs/:rid" element={<RunView />} />
             <Route path="/projects/:pid/runs/:rid/gallery" element={<Gallery />} />

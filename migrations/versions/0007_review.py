@@ -1,4 +1,4 @@
-"""issue 13: review (QA staleness, ...)
+"""issue 13: review (QA staleness: the signature of the image's boxes a pair was generated from)
 
 Revision ID: 0007
 Revises: 0006
@@ -15,8 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column('qa_pairs', sa.Column('boxes_sig', sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('qa_pairs') as b:
+        b.drop_column('boxes_sig')

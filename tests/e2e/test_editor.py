@@ -165,9 +165,9 @@ def test_sign_in_create_upload_draw_relabel_conflict(page, studio, tmp_path):
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/images/{images[1]['id']}\b"))
     assert api.get(f"/api/images/{iid}").json()["status"] == "accepted"
-    # Backspace rejects the second one; ← (no box selected) goes back.
+    # X rejects the second one (Backspace only deletes boxes); ← (no box selected) goes back.
     expect(page.get_by_test_id("image-status")).to_have_text("unlabeled")
-    page.keyboard.press("Backspace")
+    page.keyboard.press("x")
     page.wait_for_url(re.compile(rf"/images/{images[2]['id']}\b"))
     assert api.get(f"/api/images/{images[1]['id']}").json()["status"] == "rejected"
     page.keyboard.press("ArrowLeft")

@@ -40,13 +40,17 @@ def test_qa_generate_review_edit_delete(page, studio):
     expect(page.get_by_text(re.compile(rf"^{counting['total']} pairs"))).to_be_visible()
     first = counting["items"][0]
     item = page.locator(f"[data-qa-id='{first['id']}']")
-    expect(item.locator("img")).to_be_visible()
-    expect(item.locator("svg.overlay rect")).to_have_count(len(first["params"]["boxes"]))
+    # grouped per image (issue 13): the image and every box its pairs refer to, numbered, once per image
+    group = page.locator(f"li.qa-group[data-image-id='{first['image_id']}']")
+    expect(group.locator("img")).to_be_visible()
+    expect(group.locator("svg.overlay g[data-tag]")).to_have_count(
+        len({tuple(round(b[k]) for k in ("x1", "y1", "x2", "y2")) + (b["label"],) for q in counting["items"]
+             if q["image_id"] == first["image_id"] for b in q["params"]["boxes"]}))
     expect(item.get_by_test_id("display-question")).to_have_text(first["display_question"])
     page.get_by_label("Family").select_option("region")
     region = api.get(f"/api/projects/{pid}/qa", params={"family": "region", "limit": 1}).json()["items"][0]
-    ritem = page.locator(f"[data-qa-id='{region['id']}']")
-    expect(ritem.locator("svg.overlay rect[stroke-dasharray]")).not_to_have_count(0)  # the region, dashed
+    rgroup = page.locator(f"li.qa-group[data-image-id='{region['image_id']}']")
+    expect(rgroup.locator("svg.overlay rect[stroke-dasharray]")).not_to_have_count(0)  # the region, dashed
     shot(page, "20-qa")
     assert_accessible(page)
 

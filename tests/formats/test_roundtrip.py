@@ -90,7 +90,7 @@ def test_export_one_split_and_unknown_format(client, app):
     r = client.get(f"/api/projects/{src}/export", params={"format": "yolo", "split": "train"})
     names = set(zipfile.ZipFile(io.BytesIO(r.content)).namelist())
     assert names == {"data.yaml", "images/train/a.png", "images/train/sub/b.png", "labels/train/a.txt",
-                     "labels/train/sub/b.txt"}
+                     "labels/train/sub/b.txt", "image_status.csv"}
     r = client.get(f"/api/projects/{src}/export", params={"format": "supertuxkart"})
     assert r.status_code == 422 and "unknown export format" in r.json()["detail"]
 

@@ -90,5 +90,6 @@ describe("statusPath", () => {
     expect(statusPath("accepted", "rejected")).toEqual(["in_review", "rejected"]);
     expect(statusPath("accepted", "accepted")).toEqual([]);
     expect(statusPath("rejected", "in_review")).toEqual(["in_review"]);
+    expect(statusPath("accepted", "unlabeled")).toEqual(["in_review", "unlabeled"]);  // undo
   });
 });

@@ -33,6 +33,8 @@ export interface ImportReport {
   labels_created: string[];
   clipped: number;
   warnings: string[];
+  labels_matched?: string[];
+  boxes_per_label?: Record<string, number>;
 }
 
 export type QAPair = S["QAItemOut"];
@@ -62,6 +64,7 @@ export interface RunSummary {
   parent_run_id?: number | null; // retrained from this run (the review loop)
 }
 export interface RunView extends RunSummary {
+  snapshot?: { n_images: number; n_boxes: number; n_qa: number; image_status: string | null };
   config: Record<string, unknown>; loss_history: { step: number; loss: number; lr: number }[]; log_tail: string[]; traceback: string | null;
 }
 /** One entry of GET /api/models (backend/catalog.py). */
@@ -88,6 +91,8 @@ export interface ImageFilters {
   split?: string;
   has_boxes?: boolean | "";
   q?: string;
+  meta_key?: string;
+  meta_value?: string;
 }
 
 /** A non-2xx answer: `detail` made readable; `body` is the parsed JSON (a 409 on a box carries `current`). */
@@ -219,8 +224,8 @@ export function createClient(opts: ClientOptions) {
     bulkPatch: (pid: number, body: S["BulkImagePatch"]) =>
       req<S["BulkResult"]>("PATCH", `/api/projects/${pid}/images`, { json: body }),
     imageBlob: (iid: number, thumbnail: boolean) => blob(`/api/images/${iid}/${thumbnail ? "thumbnail" : "file"}`),
-    exportBlob: (pid: number, format: string, split?: string, family?: string) =>
-      blob(`/api/projects/${pid}/export`, { format, split, family }),
+    exportBlob: (pid: number, format: string, split?: string, family?: string, image_status?: string) =>
+      blob(`/api/projects/${pid}/export`, { format, split, family, image_status }),
 
     createBox: (iid: number, body: BoxCreate) => req<BoxOut>("POST", `/api/images/${iid}/boxes`, { json: body }),
     patchBox: (bid: number, body: BoxPatch) => req<BoxOut>("PATCH", `/api/boxes/${bid}`, { json: body }),
@@ -253,8 +258,8 @@ export function createClient(opts: ClientOptions) {
 export function statusPath(from: ImageStatus, target: ImageStatus): ImageStatus[] {
   if (from === target) return [];
   if (target === "in_review") return ["in_review"];
-  if (from === "in_review") return target === "unlabeled" ? [] : [target];
-  return target === "unlabeled" ? [] : ["in_review", target];
+  if (from === "in_review") return [target];
+  return ["in_review", target];
 }
 
 /** POST multipart with upload progress (fetch has none): resolves to the JSON answer, rejects with ApiError. */

@@ -98,11 +98,35 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List Tokens Of
+         * @description A user's tokens (name, prefix, dates; never the token itself).
+         */
+        get: operations["list_tokens_of_api_users__user_id__tokens_get"];
         put?: never;
         /** Create Token For */
         post: operations["create_token_for_api_users__user_id__tokens_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/{user_id}/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Token Of
+         * @description Revoke: the token stops working at once (its hash row is deleted).
+         */
+        delete: operations["revoke_token_of_api_users__user_id__tokens__token_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -250,6 +274,26 @@ export interface paths {
          * @description Set the status and/or split of many images at once; all of them or none.
          */
         patch: operations["bulk_patch_api_projects__project_id__images_patch"];
+        trace?: never;
+    };
+    "/api/projects/{project_id}/images/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Status Counts
+         * @description Images per (split, status): what a run with a given image_status filter would use.
+         */
+        get: operations["status_counts_api_projects__project_id__images_counts_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/images/{image_id}": {
@@ -467,6 +511,27 @@ export interface paths {
          * @description Mark many pairs reviewed (or not); all of them or none.
          */
         post: operations["review_api_projects__project_id__qa_review_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/qa/regenerate-stale": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Regenerate Stale
+         * @description Replace the generated pairs of every image whose boxes changed since they were generated;
+         *     pairs people edited are kept. Returns {images, deleted, inserted}.
+         */
+        post: operations["regenerate_stale_api_projects__project_id__qa_regenerate_stale_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1052,6 +1117,10 @@ export interface components {
             x2?: number | null;
             /** Y2 */
             y2?: number | null;
+            /** Attributes */
+            attributes?: {
+                [key: string]: string | number | boolean | null;
+            } | null;
         };
         /**
          * BoxSource
@@ -1389,6 +1458,12 @@ export interface components {
             display_question: string;
             /** Display Answer */
             display_answer: string;
+            /**
+             * Stale
+             * @description the image's boxes changed since the pair was generated
+             * @default false
+             */
+            stale: boolean;
         };
         /** QAPage */
         QAPage: {
@@ -1492,6 +1567,17 @@ export interface components {
              * @default 0
              */
             seed: number;
+            /**
+             * Dry Run
+             * @description preview: the counts and the leak check, nothing written
+             * @default false
+             */
+            dry_run: boolean;
+            /**
+             * Check Key
+             * @description meta key the preview's leak check groups by (default: key, or race_id in image mode)
+             */
+            check_key?: string | null;
         };
         /** SplitOut */
         SplitOut: {
@@ -1514,6 +1600,21 @@ export interface components {
              * @description images without the key: each is its own group
              */
             ungrouped: number;
+            /**
+             * Leaks
+             * @description dry_run: groups of check_key the split would straddle
+             */
+            leaks?: components["schemas"]["Leak"][] | null;
+            /** Check Key */
+            check_key?: string | null;
+        };
+        /** StatusCount */
+        StatusCount: {
+            /** Split */
+            split: string | null;
+            status: components["schemas"]["ImageStatus"];
+            /** N */
+            n: number;
         };
         /** StatusIn */
         StatusIn: {
@@ -2149,6 +2250,91 @@ export interface operations {
             };
         };
     };
+    list_tokens_of_api_users__user_id__tokens_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenOut"][];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over a size cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     create_token_for_api_users__user_id__tokens_post: {
         parameters: {
             query?: never;
@@ -2172,6 +2358,90 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["TokenIssued"];
                 };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over a size cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    revoke_token_of_api_users__user_id__tokens__token_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+                token_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Malformed request */
             400: {
@@ -3371,6 +3641,9 @@ export interface operations {
                 has_boxes?: boolean | null;
                 /** @description substring of the file name */
                 q?: string | null;
+                /** @description with meta_value: images whose meta has it */
+                meta_key?: string | null;
+                meta_value?: string | null;
                 /** @description keyset paging: only images with a larger id (with offset=0, a deep page costs as much as the first) */
                 after_id?: number | null;
                 /** @description false skips counting (total is null): cheaper when scrolling */
@@ -3569,6 +3842,91 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BulkResult"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over a size cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    status_counts_api_projects__project_id__images_counts_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusCount"][];
                 };
             };
             /** @description Malformed request */
@@ -4596,6 +4954,8 @@ export interface operations {
                 split?: string | null;
                 /** @description msswift / llamafactory: the model family whose box syntax the answers use (default qwen2_vl) */
                 family?: string | null;
+                /** @description not_rejected (default) | accepted | all | one status */
+                image_status?: string;
             };
             header?: never;
             path: {
@@ -4780,6 +5140,10 @@ export interface operations {
                 reviewed?: boolean | null;
                 source?: components["schemas"]["QASource"] | null;
                 template_id?: string | null;
+                /** @description substring of the image's file name */
+                file?: string | null;
+                /** @description true: only stale pairs; false: only current ones */
+                stale?: boolean | null;
                 offset?: number;
                 limit?: number;
             };
@@ -5059,6 +5423,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BulkResult"];
+                };
+            };
+            /** @description Malformed request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role is too low */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Over a size cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    regenerate_stale_api_projects__project_id__qa_regenerate_stale_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
             /** @description Malformed request */

@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api } from "../session";
 import { ErrorText } from "./ErrorText";
+import { STATUS_FILTERS } from "../lib/status";
 
 const FORMATS: [string, string][] = [
   ["coco", "COCO"], ["yolo", "YOLO"], ["voc", "VOC"], ["hf_parquet", "Hugging Face Parquet"],
@@ -17,6 +18,7 @@ export function ExportForm({ pid }: { pid: number }) {
   const [format, setFormat] = useState("coco");
   const [split, setSplit] = useState("");
   const [family, setFamily] = useState("qwen2_vl");
+  const [imageStatus, setImageStatus] = useState("not_rejected");
   const [link, setLink] = useState<{ url: string; name: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -25,7 +27,7 @@ export function ExportForm({ pid }: { pid: number }) {
     setError(null);
     try {
       const fam = INSTRUCTION.has(format) ? family : undefined;
-      const blob = await api.exportBlob(pid, format, split || undefined, fam);
+      const blob = await api.exportBlob(pid, format, split || undefined, fam, imageStatus);
       if (link) URL.revokeObjectURL(link.url);
       const name = `project-${pid}-${format}${fam ? "-" + fam : ""}${split ? "-" + split : ""}.zip`;
       const l = { url: URL.createObjectURL(blob), name };
@@ -55,6 +57,11 @@ export function ExportForm({ pid }: { pid: number }) {
         </label>
       )}
       <label>Split <input className="short" value={split} onChange={(e) => setSplit(e.target.value)} placeholder="all" /></label>
+      <label>Images
+        <select value={imageStatus} onChange={(e) => setImageStatus(e.target.value)}>
+          {STATUS_FILTERS.map(([v, t]) => <option key={v} value={v}>{t}</option>)}
+        </select>
+      </label>
       <button onClick={go} disabled={busy}>{busy ? "Exporting…" : "Export"}</button>
       {link && <a href={link.url} download={link.name}>{link.name}</a>}
       <ErrorText error={error} />

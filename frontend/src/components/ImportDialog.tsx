@@ -1,6 +1,15 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { ApiError, uploadWithProgress, type ImportReport, type UploadResult } from "../api/client";
 import { api } from "../session";
+import { detectFormat, suggestion, type FileHint } from "../lib/importFormat";
+
+/** Names (relative paths) and, for JSON files, their first KB: what format detection reads. */
+async function hints(files: File[]): Promise<FileHint[]> {
+  return Promise.all(files.map(async (f) => ({
+    name: f.webkitRelativePath || f.name,
+    head: /\.json$/i.test(f.name) ? await f.slice(0, 1024).text() : undefined,
+  })));
+}
 
 const FORMATS: [string, string][] = [
   ["images", "Images only (files or a zip of images)"],
@@ -24,6 +33,19 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
   const [progress, setProgress] = useState<number | null>(null);
   const [result, setResult] = useState<ImportReport | UploadResult | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
+  const [detected, setDetected] = useState<string | null>(null);
+  const [suggest, setSuggest] = useState<string | null>(null);
+  const [over, setOver] = useState(false);
+  const chosen = useRef(false);
+  const pick = async (fs: File[]) => {
+    setFiles(fs);
+    setError(null);
+    setSuggest(null);
+    setResult(null);
+    const d = detectFormat(await hints(fs));
+    setDetected(d);
+    if (d && !chosen.current) setFormat(d); // a format the user picked wins over the guess
+  };
 
   useEffect(() => {
     ref.current?.showModal();
@@ -46,6 +68,7 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
       onDone();
     } catch (err) {
       setError(err instanceof ApiError ? err : new ApiError(0, String(err), null));
+      setSuggest(suggestion(format, await hints(files)));
     } finally {
       setProgress(null);
     }
@@ -56,14 +79,20 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
       <form onSubmit={submit}>
         <h2 id="import-h">Import</h2>
         <label>Format
-          <select value={format} onChange={(e) => setFormat(e.target.value)}>
+          <select value={format} onChange={(e) => { chosen.current = true; setFormat(e.target.value); }}>
             {FORMATS.map(([v, t]) => <option key={v} value={v}>{t}</option>)}
           </select>
         </label>
-        <label>Files (images, annotation files, or one zip)
-          <input type="file" multiple onChange={(e) => setFiles([...(e.target.files ?? [])])} />
-        </label>
-        {files.length > 0 && <p className="muted">{files.length} file(s), {(files.reduce((s, f) => s + f.size, 0) / 1e6).toFixed(1)} MB</p>}
+        <div className={`drop-zone${over ? " over" : ""}`} data-testid="drop-zone"
+          onDragOver={(e) => { e.preventDefault(); setOver(true); }} onDragLeave={() => setOver(false)}
+          onDrop={(e) => { e.preventDefault(); setOver(false); void pick([...e.dataTransfer.files]); }}>
+          <p>Drop images, annotation files or a zip here, or</p>
+          <label>Files (images, annotation files, or one zip)
+            <input type="file" multiple onChange={(e) => void pick([...(e.target.files ?? [])])} />
+          </label>
+        </div>
+        {files.length > 0 && <p className="muted">{files.length} file(s), {(files.reduce((s, f) => s + f.size, 0) / 1e6).toFixed(1)} MB
+          {detected && <> · looks like <b data-testid="detected">{detected}</b> {detected === format ? "(format set; change it above if not)" : ""}</>}</p>}
         {progress !== null && (
           <p><progress value={progress} max={1} aria-label="Upload progress" /> {progress < 1 ? `${Math.round(progress * 100)}% uploaded` : "processing on the server…"}</p>
         )}
@@ -71,6 +100,8 @@ export function ImportDialog({ pid, onClose, onDone }: { pid: number; onClose: (
           <div role="alert" className="error">
             <strong>Nothing was imported{error.status ? ` (HTTP ${error.status})` : ""}:</strong>
             <ul>{error.detail.split("; ").map((line, i) => <li key={i}>{line}</li>)}</ul>
+            {suggest && <p>These files look like <b>{suggest}</b>. <button type="button" onClick={() => { setFormat(suggest); setSuggest(null); setError(null); }}>
+              Use {suggest} instead</button></p>}
           </div>
         )}
         {result && <Report r={result} />}
@@ -92,9 +123,15 @@ function Report({ r }: { r: ImportReport | UploadResult }) {
     );
   return (
     <div role="status" className="ok">
-      Read {r.images_read} image(s): added {r.images_added} images and {r.boxes_added} boxes
-      {r.labels_created.length > 0 && `; new labels: ${r.labels_created.join(", ")}`}
-      {r.clipped > 0 && `; ${r.clipped} box(es) clipped to the image`}.
+      Read {r.images_read} image(s) as {r.format}: added {r.images_added} images and {r.boxes_added} boxes.
+      <table className="small" data-testid="import-report"><tbody>
+        {Object.entries(r.boxes_per_label ?? {}).map(([l, n]) => (
+          <tr key={l}><td>{l}</td><td>{n} box(es)</td><td className="muted">{r.labels_created.includes(l) ? "new label" : "matched"}</td></tr>
+        ))}
+      </tbody></table>
+      <p>Labels created: {r.labels_created.length ? r.labels_created.join(", ") : "none"} · matched to the project's:
+        {" "}{r.labels_matched?.length ? r.labels_matched.join(", ") : "none"} · clipped to the image: {r.clipped} box(es) ·
+        {" "}skipped: none (a bad box stops the whole import instead)</p>
       {r.warnings.length > 0 && <ul>{r.warnings.map((w, i) => <li key={i}>{w}</li>)}</ul>}
     </div>
   );

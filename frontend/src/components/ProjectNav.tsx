@@ -8,6 +8,7 @@ export function ProjectNav({ project }: { project: Pick<ProjectDetail, "id" | "n
     <nav className="tabs" aria-label="Project">
       <strong className="pname">{project.name}</strong>
       <NavLink to={base} end>Dataset</NavLink>
+      <NavLink to={`${base}/splits`}>Splits</NavLink>
       <NavLink to={`${base}/qa`}>QA review</NavLink>
       <NavLink to={`${base}/runs`}>Runs</NavLink>
       <NavLink to={`${base}/settings`}>Settings</NavLink>

@@ -9,6 +9,8 @@ export function filtersFromParams(p: URLSearchParams): ImageFilters {
     split: p.get("split") ?? "",
     has_boxes: hb === null || hb === "" ? "" : hb === "true",
     q: p.get("q") ?? "",
+    meta_key: p.get("meta_key") ?? "",
+    meta_value: p.get("meta_value") ?? "",
   };
 }
 

@@ -28,7 +28,12 @@ describe("keyToAction", () => {
     expect(keyToAction({ key: "Delete" }, plain, true)).toEqual({ type: "delete" });
     expect(keyToAction({ key: "Delete" }, plain, false)).toBeNull();
     expect(keyToAction({ key: "Enter" }, plain, false)).toEqual({ type: "accept" });
-    expect(keyToAction({ key: "Backspace" }, plain, true)).toEqual({ type: "reject" });
+    // Backspace is the Mac's delete key: it deletes the selected box, and never rejects the image
+    expect(keyToAction({ key: "Backspace" }, plain, true)).toEqual({ type: "delete" });
+    expect(keyToAction({ key: "Backspace" }, plain, false)).toBeNull();
+    expect(keyToAction({ key: "x" }, plain, true)).toEqual({ type: "reject" });
+    expect(keyToAction({ key: "x" }, [{ id: 3, hotkey: "x" }], false)).toEqual({ type: "reject" });
+    expect(keyToAction({ key: "?", shiftKey: true }, plain, false)).toEqual({ type: "help" });
     expect(keyToAction({ key: "a" }, plain, false)).toEqual({ type: "prev" });
     expect(keyToAction({ key: "D" }, plain, true)).toEqual({ type: "next" });
     expect(keyToAction({ key: "z", ctrlKey: true }, plain, false)).toEqual({ type: "undo" });

@@ -1,6 +1,8 @@
 // The editor's keyboard map, pure: a key event (and whether a box is selected) → one action.
-// Built-in keys (N, Delete, arrows, Enter, Backspace, Escape, Ctrl+Z/Y) always win; then a
+// Built-in keys (N, V, Delete/Backspace, arrows, Enter, X, ?, Escape, Ctrl+Z/Y) always win; then a
 // label's own hotkey; then a digit picks the n-th label when no label claims it; A/D navigate last.
+// Delete and Backspace (the Mac's delete key) only ever delete the selected box: rejecting an
+// image needs its own key (X), so a reflex delete can never throw an image's review away.
 
 export type Action =
   | { type: "label"; labelId: number }
@@ -14,7 +16,25 @@ export type Action =
   | { type: "reject" }
   | { type: "undo" }
   | { type: "redo" }
-  | { type: "deselect" };
+  | { type: "deselect" }
+  | { type: "help" };
+
+/** Every shortcut, for the `?` overlay and the help text (one list, so they cannot drift apart). */
+export const SHORTCUTS: [string, string][] = [
+  ["1–9 / label hotkey", "pick the label (relabels the selected box)"],
+  ["N", "draw mode (drag on empty image draws; drag inside a box moves it; Shift+drag draws inside a box)"],
+  ["V", "select / pan mode"],
+  ["Delete / Backspace", "delete the selected box (never changes the image's status)"],
+  ["← → ↑ ↓", "nudge the selected box 1 px (Shift: 10 px); ← / → with nothing selected: previous / next image"],
+  ["A / D", "previous / next image"],
+  ["Enter", "accept the image and go to the next"],
+  ["X", "reject the image and go to the next"],
+  ["Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y)", "undo / redo (box edits and status changes)"],
+  ["Escape", "deselect; close this list"],
+  ["Space+drag / right-drag", "pan"],
+  ["wheel", "zoom"],
+  ["?", "show this list"],
+];
 
 export interface KeyLike { key: string; shiftKey?: boolean; ctrlKey?: boolean; metaKey?: boolean; altKey?: boolean }
 export interface LabelKey { id: number; hotkey?: string | null }
@@ -39,9 +59,10 @@ export function keyToAction(e: KeyLike, labels: LabelKey[], hasSelection: boolea
     if (dx > 0) return { type: "next" };
     return null;
   }
-  if (k === "Delete") return hasSelection ? { type: "delete" } : null;
+  if (k === "Delete" || k === "Backspace") return hasSelection ? { type: "delete" } : null;
   if (k === "Enter") return { type: "accept" };
-  if (k === "Backspace") return { type: "reject" };
+  if (k === "x" || k === "X") return { type: "reject" };
+  if (k === "?") return { type: "help" };
   if (k === "Escape") return { type: "deselect" };
   if (k === "n" || k === "N") return { type: "newBox" };
   if (k === "v" || k === "V") return { type: "selectMode" };

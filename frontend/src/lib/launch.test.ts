@@ -6,7 +6,9 @@ describe("launch form -> run config", () => {
     const r = buildRequest({ ...DEFAULT_FORM, base_model: " /models/tiny ", max_steps: "" });
     expect(r.kind).toBe("train");
     expect(r.config).toMatchObject({ family: "paligemma", base_model: "/models/tiny", method: "lora", rank: 8, alpha: 16,
-      target_modules: "all-linear", max_steps: null, tasks: { detect: 1, vqa: 1 }, train_split: "train", eval_split: "test" });
+      target_modules: "all-linear", max_steps: null, tasks: { detect: 1, vqa: 1 }, train_split: "train", eval_split: "test",
+      image_status: "not_rejected" });
+    expect(buildRequest({ ...DEFAULT_FORM, train_status: "accepted" }).config).toMatchObject({ image_status: "accepted" });
     expect(r.config).not.toHaveProperty("bits");
     expect(r.config).not.toHaveProperty("qa_families"); // null = every family the project has
   });
@@ -18,7 +20,8 @@ describe("launch form -> run config", () => {
   });
   it("evaluate with an adapter leaves family and base to the adapter's run; predict sends the status", () => {
     const e = buildRequest({ ...DEFAULT_FORM, kind: "evaluate", adapter_run_id: "7" });
-    expect(e.config).toEqual({ adapter_run_id: 7, eval_split: "test", leak_key: "race_id", max_eval_images: null, max_new_tokens: 128 });
+    expect(e.config).toEqual({ adapter_run_id: 7, eval_split: "test", leak_key: "race_id", max_eval_images: null, max_new_tokens: 128,
+      image_status: "not_rejected" });
     const p = buildRequest({ ...DEFAULT_FORM, kind: "predict", base_model: "org/model", adapter_run_id: "7" });
     expect(p.config).toEqual({ family: "paligemma", base_model: "org/model", adapter_run_id: 7, image_status: "unlabeled" });
   });

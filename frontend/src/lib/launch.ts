@@ -14,7 +14,7 @@ export interface LaunchForm {
   scheduler: string; warmup_ratio: number; freeze_vision: boolean; freeze_projector: boolean; freeze_language: boolean;
   detect_weight: number; vqa_weight: number; qa_families: string[] | null;
   train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: number;
-  adapter_run_id: string; image_status: string;
+  adapter_run_id: string; image_status: string; train_status: string;
 }
 
 /** The defaults are RunConfig's (backend/runs.py), so an untouched form trains like the API would. */
@@ -24,6 +24,7 @@ export const DEFAULT_FORM: LaunchForm = {
   batch_size: 4, grad_accum: 1, scheduler: "cosine", warmup_ratio: 0, freeze_vision: true, freeze_projector: false,
   freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
   leak_key: "race_id", max_eval_images: "", max_new_tokens: 128, adapter_run_id: "", image_status: "unlabeled",
+  train_status: "not_rejected",
 };
 
 const intOrNull = (s: string): number | null => (s.trim() === "" ? null : Number(s));
@@ -48,7 +49,7 @@ export function buildRequest(f: LaunchForm): RunCreate {
   }
   if (f.kind !== "predict") {
     Object.assign(c, { eval_split: f.eval_split, leak_key: f.leak_key, max_eval_images: intOrNull(f.max_eval_images),
-      max_new_tokens: f.max_new_tokens });
+      max_new_tokens: f.max_new_tokens, image_status: f.train_status });
     if (f.qa_families !== null) c.qa_families = f.qa_families;
   }
   if (f.kind !== "train" && f.adapter_run_id !== "") {

@@ -12,6 +12,8 @@ import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
 import { api } from "../session";
 import { filtersFromParams, filtersToParams } from "../components/filters";
+import { STATUS_COLORS } from "../lib/status";
+import { RunUse } from "../components/RunUse";
 
 const CELL = 168; // px: a 160 px thumbnail and its gap
 const PAGE = 120; // items per API page (a few screens of rows)
@@ -51,6 +53,7 @@ export default function Dataset() {
       </div>
       <Filters project={project} filters={filters} onChange={setFilter} />
       <BulkBar pid={pid} selected={selected} clear={() => setSelected(new Set())} done={refresh} />
+      <RunUse pid={pid} reload={gridKey} />
       <Grid key={`${gridKey}|${params.toString()}`} project={project} filters={filters} selected={selected} setSelected={setSelected} />
       {importing && <ImportDialog pid={pid} onClose={() => setImporting(false)} onDone={refresh} />}
     </div>
@@ -98,8 +101,29 @@ function Filters({ project, filters, onChange }: { project: ProjectDetail; filte
           <option value="">any</option><option value="true">with boxes</option><option value="false">without boxes</option>
         </select>
       </label>
+      <MetaFilter filters={filters} onChange={onChange} />
       <label>File name <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder="substring" /></label>
     </form>
+  );
+}
+
+/** Images whose meta has key = value (track, race_id, …); applied when both are given. */
+function MetaFilter({ filters, onChange }: { filters: ImageFilters; onChange: (p: Partial<ImageFilters>) => void }) {
+  const [k, setK] = useState(filters.meta_key || "race_id");
+  const [v, setV] = useState(filters.meta_value ?? "");
+  useEffect(() => {
+    const t = setTimeout(() => {
+      const key = v.trim() ? k.trim() : "", value = v.trim();
+      if (key !== (filters.meta_key ?? "") || value !== (filters.meta_value ?? "")) onChange({ meta_key: key, meta_value: value });
+    }, 300);
+    return () => clearTimeout(t);
+  }, [k, v]); // eslint-disable-line react-hooks/exhaustive-deps
+  return (
+    <>
+      <label>Meta key <input style={{ width: "7em" }} list="meta-keys" value={k} onChange={(e) => setK(e.target.value)} /></label>
+      <datalist id="meta-keys">{["race_id", "track", "view", "seed"].map((x) => <option key={x} value={x} />)}</datalist>
+      <label>equals <input className="short" value={v} onChange={(e) => setV(e.target.value)} placeholder="any" aria-label="Meta value" /></label>
+    </>
   );
 }
 
@@ -227,7 +251,9 @@ function Grid({ project, filters, selected, setSelected }: {
                     <label className="cell-foot">
                       <input type="checkbox" checked={sel} aria-label={`Select ${it.file_name}`}
                         onChange={(e) => toggle(i, it.id, (e.nativeEvent as MouseEvent).shiftKey)} />
+                      <i className="dot" style={{ background: STATUS_COLORS[it.status] }} title={it.status} aria-hidden />
                       <span className="fname" title={it.file_name}>{it.file_name}</span>
+                      {it.split && <i className="split-tag" title={`split ${it.split}`}>{it.split}</i>}
                     </label>
                   </div>
                 );

@@ -15,7 +15,8 @@ import {
   sameRect, toImage, zoomAt, pan as panView, type Handle, type Pt, type View,
 } from "../lib/geometry";
 import { History, forward, inverse, type BoxData, type Change, type Op } from "../lib/history";
-import { isTypingTarget, keyToAction } from "../lib/hotkeys";
+import { isTypingTarget, keyToAction, SHORTCUTS } from "../lib/hotkeys";
+import { RunUse } from "../components/RunUse";
 import { api } from "../session";
 
 interface EBox extends BoxData { id: number; version: number }
@@ -53,6 +54,11 @@ export default function Editor() {
   const [conflict, setConflict] = useState<Conflict | null>(null);
   const [saving, setSaving] = useState(0);
   const [message, setMessage] = useState("");
+  const [help, setHelp] = useState(false);
+  const [total, setTotal] = useState<number | null>(null); // images under the current filter
+  // The last status change, kept across images (accepting moves on): Ctrl+Z right after it reverts it.
+  const statusUndo = useRef<{ iid: number; from: ImageStatus; to: ImageStatus; i: string | null } | null>(null);
+  const lastWasStatus = useRef(false);
   const [, bump] = useState(0); // re-render when the history changes (undo/redo buttons)
   const history = useRef(new History());
   const queue = useRef<Promise<unknown>>(Promise.resolve());
@@ -61,6 +67,7 @@ export default function Editor() {
   // when they run, so a write queued behind another one sends the version the first one produced.
   const versions = useRef(new Map<number, number>());
   const spaceDown = useRef(false);
+  const attrs = useRef(new Map<number, Record<string, unknown>>()); // box id -> attributes, as the server has them
   const wrapRef = useRef<HTMLDivElement>(null);
   const svgRef = useRef<SVGSVGElement>(null);
   const url = useImageUrl(iid, false);
@@ -77,11 +84,17 @@ export default function Editor() {
     api.getImage(iid).then((img) => {
       if (!live) return;
       setImage(img);
-      for (const b of img.boxes) versions.current.set(b.id, b.version);
+      for (const b of img.boxes) { versions.current.set(b.id, b.version); attrs.current.set(b.id, b.attributes); }
       setBoxes(() => img.boxes.map((b) => ({ id: b.id, version: b.version, ...data(b) })));
     }, (e) => live && setMessage(errText(e)));
     return () => { live = false; };
   }, [iid]);
+  const filterKey = filtersToParams(filtersFromParams(params)).toString();
+  useEffect(() => {
+    let live = true;
+    api.listImages(pid, { ...filtersFromParams(params), limit: 1 }).then((p) => live && setTotal(p.total ?? null), () => {});
+    return () => { live = false; };
+  }, [pid, filterKey]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
     if (curLabel === null && labels.length) setCurLabel(labels[0].id);
   }, [labels, curLabel]);
@@ -113,6 +126,7 @@ export default function Editor() {
 
   /** Apply a change locally at once and save it in order; `record` puts it on the undo stack. */
   function apply(ch: Change, record?: Op | "auto") {
+    if (record === "auto") lastWasStatus.current = false;
     if (ch.kind === "create") {
       const tmp = tempIds--;
       history.current.remap(ch.oldId, tmp);
@@ -163,6 +177,21 @@ export default function Editor() {
     bump((n) => n + 1);
   }
 
+  const saveAttributes = (id: number, a: Record<string, unknown>) => enqueue(async () => {
+    const rid = realId(id);
+    const version = versions.current.get(rid);
+    if (version === undefined) return;
+    try {
+      const b = await api.patchBox(rid, { version, attributes: a as Record<string, string | number | boolean | null> });
+      versions.current.set(rid, b.version);
+      attrs.current.set(rid, b.attributes);
+      setBoxes((bs) => bs.map((x) => (x.id === rid ? { ...x, version: b.version } : x)));
+      setMessage("Attributes saved.");
+    } catch (e) {
+      onWriteError(e, rid, "update", null);
+    }
+  });
+
   const resolveConflict = (keepMine: boolean) => {
     if (!conflict) return;
     const { id, op, mine, theirs } = conflict;
@@ -183,7 +212,31 @@ export default function Editor() {
     }
   };
 
-  const undo = () => { const op = history.current.undo(); if (op) apply(inverse(op)); };
+  const undoStatus = async () => {
+    const u = statusUndo.current;
+    if (!u) return;
+    statusUndo.current = null;
+    lastWasStatus.current = false;
+    try {
+      await queue.current;
+      let img = await api.getImage(u.iid);
+      for (const s of statusPath(img.status, u.from)) img = await api.setStatus(u.iid, s);
+      setMessage(`Undone: ${img.file_name} is ${u.from} again.`);
+      if (u.iid === iid) setImage(img);
+      else {
+        const p = filtersToParams(filtersFromParams(params));
+        if (u.i !== null) p.set("i", u.i);
+        navigate(`/projects/${pid}/images/${u.iid}?${p}`);
+      }
+    } catch (e) {
+      setMessage(errText(e));
+    }
+  };
+  const undo = () => {
+    if (statusUndo.current && (lastWasStatus.current || !history.current.canUndo)) return void undoStatus();
+    const op = history.current.undo();
+    if (op) apply(inverse(op));
+  };
   const redo = () => { const op = history.current.redo(); if (op) apply(forward(op)); };
 
   // ---------------------------------------------------------------- actions
@@ -212,6 +265,11 @@ export default function Editor() {
       let img = image;
       for (const s of statusPath(image.status, target)) img = await api.setStatus(iid, s);
       setImage(img);
+      if (image.status !== target) {
+        statusUndo.current = { iid, from: image.status, to: target, i: params.get("i") };
+        lastWasStatus.current = true;
+        setMessage(`${image.file_name}: ${target}. Ctrl+Z undoes it.`);
+      }
       await go(1);
     } catch (e) {
       setMessage(errText(e));
@@ -223,6 +281,10 @@ export default function Editor() {
   keyHandler.current = (e: KeyboardEvent) => {
     if (e.key === " " && !isTypingTarget(e.target)) spaceDown.current = e.type === "keydown";
     if (e.type !== "keydown" || conflict || isTypingTarget(e.target)) return;
+    if (help) {
+      if (e.key === "Escape" || e.key === "?") { e.preventDefault(); setHelp(false); }
+      return;
+    }
     const tag = (e.target as HTMLElement | null)?.tagName;
     if ((tag === "BUTTON" || tag === "A") && (e.key === "Enter" || e.key === " ")) return; // the focused control's own key
     const a = keyToAction(e, labels, sel !== null);
@@ -243,6 +305,7 @@ export default function Editor() {
       case "undo": return undo();
       case "redo": return redo();
       case "deselect": return setSelected(null);
+      case "help": return setHelp(true);
     }
   };
   useEffect(() => {
@@ -281,7 +344,8 @@ export default function Editor() {
       if (hd) return setDrag({ kind: "resize", id: sel.id, handle: hd, orig: sel });
     }
     const hit = hitBox(boxes, p);
-    if (hit && (mode === "select" || hit.id === selected)) {
+    // In draw mode too, a drag that starts inside a box moves it (Shift+drag draws inside one).
+    if (hit && !(mode === "draw" && e.shiftKey)) {
       setSelected(hit.id);
       setCurLabel(hit.label_id);
       return setDrag({ kind: "move", id: hit.id, start: p, orig: hit, moved: false });
@@ -350,7 +414,11 @@ export default function Editor() {
         <button onClick={redo} disabled={!history.current.canRedo} title="Ctrl+Shift+Z">Redo</button>
         <span className="sep" />
         <button className="accept" onClick={() => review("accepted")} title="Enter">Accept (Enter)</button>
-        <button className="reject" onClick={() => review("rejected")} title="Backspace">Reject (⌫)</button>
+        <button className="reject" onClick={() => review("rejected")} title="X">Reject (X)</button>
+        <span className="muted" data-testid="image-counter">
+          {total !== null && params.get("i") !== null ? `image ${Number(params.get("i")) + 1} of ${total}` : total !== null ? `${total} images` : ""}
+        </span>
+        <button onClick={() => setHelp(true)} title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts">?</button>
         <span className="spacer" />
         <span aria-live="polite" data-testid="save-state" className="muted">{saving > 0 ? "saving…" : "all changes saved"}</span>
       </div>
@@ -409,19 +477,68 @@ export default function Editor() {
                   {labels.map((l) => <option key={l.id} value={l.id}>{l.name}</option>)}
                 </select>
               </label>
-              <button className="danger" onClick={() => apply({ kind: "delete", id: sel.id }, "auto")}>Delete box (Del)</button>
+              <button className="danger" onClick={() => apply({ kind: "delete", id: sel.id }, "auto")}>Delete box (Del / ⌫)</button>
             </div>
           )}
+          {sel && sel.id > 0 && (
+            <AttributesPanel key={`box-${sel.id}`} title="Box attributes" value={attrs.current.get(sel.id) ?? {}}
+              onSave={(a) => saveAttributes(sel.id, a)} />
+          )}
+          {image && (
+            <AttributesPanel key={`img-${image.id}`} title="Image meta" value={image.meta as Record<string, unknown>}
+              onSave={async (m) => { try { setImage(await api.patchImage(iid, { meta: m })); } catch (e) { setMessage(errText(e)); } }} />
+          )}
+          <RunUse pid={pid} reload={`${image?.id}-${image?.status}`} />
           {message && <p role="status" className="warn">{message}</p>}
-          <details>
-            <summary>Keys</summary>
-            <p className="muted small">Digits / label hotkeys: pick label (relabels the selected box) · N: draw · V: select/pan ·
-              drag: draw or move · handles: resize · Space+drag or right-drag: pan · wheel: zoom · arrows: nudge 1 px (Shift 10) ·
-              Del: delete · ←/→ or A/D: previous/next image · Enter: accept · Backspace: reject · Ctrl+Z / Ctrl+Shift+Z: undo/redo</p>
-          </details>
+          <button className="linklike" onClick={() => setHelp(true)}>All keyboard shortcuts (?)</button>
         </aside>
       </div>
+      {help && <ShortcutsOverlay onClose={() => setHelp(false)} />}
       {conflict && <ConflictDialog c={conflict} labels={labels} onChoose={resolveConflict} />}
+    </div>
+  );
+}
+
+function ShortcutsOverlay({ onClose }: { onClose: () => void }) {
+  const ref = useRef<HTMLButtonElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  return (
+    <div className="overlay-bg" onClick={onClose}>
+      <div role="dialog" aria-modal="true" aria-labelledby="keys-h" className="overlay-card" onClick={(e) => e.stopPropagation()}>
+        <h2 id="keys-h">Keyboard shortcuts</h2>
+        <table><tbody>
+          {SHORTCUTS.map(([k, what]) => <tr key={k}><td><kbd>{k}</kbd></td><td>{what}</td></tr>)}
+        </tbody></table>
+        <button ref={ref} onClick={onClose}>Close (Esc)</button>
+      </div>
+    </div>
+  );
+}
+
+/** Flat key → value pairs (a box's attributes, an image's meta), edited as text; saved whole. */
+function AttributesPanel({ title, value, onSave }: {
+  title: string; value: Record<string, unknown>; onSave: (v: Record<string, unknown>) => void;
+}) {
+  const [rows, setRows] = useState<[string, string][]>(() => Object.entries(value ?? {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+  const parse = (t: string): unknown => { try { const v = JSON.parse(t); return typeof v === "object" && v !== null ? t : v; } catch { return t; } };
+  const set = (i: number, j: 0 | 1, t: string) => setRows((rs) => rs.map((r, k) => (k === i ? (j === 0 ? [t, r[1]] : [r[0], t]) : r)));
+  return (
+    <div className="card attr-panel" role="group" aria-label={title}>
+      <h3>{title}</h3>
+      <table><tbody>
+        {rows.map(([k, v], i) => (
+          <tr key={i}>
+            <td><input aria-label={`${title} key ${i + 1}`} value={k} onChange={(e) => set(i, 0, e.target.value)} /></td>
+            <td><input aria-label={`${title} value ${i + 1}`} value={v} onChange={(e) => set(i, 1, e.target.value)} /></td>
+            <td><button aria-label={`Remove ${k}`} onClick={() => setRows((rs) => rs.filter((_, x) => x !== i))}>×</button></td>
+          </tr>
+        ))}
+      </tbody></table>
+      <div className="row">
+        <button onClick={() => setRows((rs) => [...rs, ["", ""]])}>Add</button>
+        <button className="primary" onClick={() => onSave(Object.fromEntries(rows.filter(([k]) => k.trim()).map(([k, v]) => [k.trim(), parse(v)])))}>
+          Save {title.toLowerCase()}</button>
+      </div>
     </div>
   );
 }

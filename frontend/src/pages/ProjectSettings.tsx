@@ -17,6 +17,7 @@ export default function ProjectSettings() {
       <h1>Settings</h1>
       <Labels pid={pid} labels={project.labels} reload={reload} />
       {project.role === "admin" && <Members pid={pid} />}
+      <Team />
     </div>
   );
 }
@@ -89,6 +90,7 @@ function Members({ pid }: { pid: number }) {
   const [error, setError] = useState<unknown>(null);
   const [username, setUsername] = useState("");
   const [role, setRole] = useState<Role>("annotator");
+  const [issued, setIssued] = useState<{ username: string; token: string } | null>(null);
   const load = () => api.listMembers(pid).then(setMembers, setError);
   useEffect(() => {
     load();
@@ -128,11 +130,100 @@ function Members({ pid }: { pid: number }) {
         </label>
         <button type="submit">Add member</button>
         {user?.is_admin && (
-          <button type="button" onClick={() => run(() => api.createUser(username.trim()).then(() => api.addMember(pid, username.trim(), role)))}>
+          <button type="button" onClick={() => run(async () => {
+            const u = await api.createUser(username.trim());
+            await api.addMember(pid, u.username, role);
+            setIssued({ username: u.username, token: (await issueToken(u.id, "first sign-in")).token });
+          })}>
             Create user and add
           </button>
         )}
       </form>
+      {issued && <TokenOnce {...issued} onDone={() => setIssued(null)} />}
+      <ErrorText error={error} />
+    </section>
+  );
+}
+
+interface TokenRow { id: number; name: string; prefix: string; created_at: string; last_used_at: string | null }
+const issueToken = (uid: number, name: string) =>
+  api.request<TokenRow & { token: string }>("POST", `/api/users/${uid}/tokens`, { json: { name } });
+
+/** A token just issued: shown this once (the server keeps only its hash), with a copy button. */
+function TokenOnce({ username, token, onDone }: { username: string; token: string; onDone: () => void }) {
+  const [copied, setCopied] = useState(false);
+  const copy = async () => {
+    try { await navigator.clipboard.writeText(token); setCopied(true); } catch { setCopied(false); }
+  };
+  return (
+    <div className="card" role="status" aria-label={`New token for ${username}`}>
+      <p>API token for <b>{username}</b>. Copy it now: it is shown only once. They sign in with it.</p>
+      <p className="token-once" data-testid="new-token">{token}</p>
+      <div className="row">
+        <button onClick={copy}>{copied ? "Copied" : "Copy token"}</button>
+        <button onClick={onDone}>Done</button>
+      </div>
+    </div>
+  );
+}
+
+/** Platform admins: the users of the studio, their API tokens (issue, revoke). */
+function Team() {
+  const { user } = useSession();
+  const [users, setUsers] = useState<{ id: number; username: string; is_admin: boolean }[]>([]);
+  const [tokens, setTokens] = useState<Record<number, TokenRow[]>>({});
+  const [issued, setIssued] = useState<{ username: string; token: string } | null>(null);
+  const [username, setUsername] = useState("");
+  const [admin, setAdmin] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const load = async () => {
+    const us = await api.listUsers();
+    setUsers(us);
+    const all = await Promise.all(us.map((u) => api.request<TokenRow[]>("GET", `/api/users/${u.id}/tokens`)));
+    setTokens(Object.fromEntries(us.map((u, i) => [u.id, all[i]])));
+  };
+  useEffect(() => { if (user?.is_admin) load().catch(setError); }, [user?.is_admin]); // eslint-disable-line react-hooks/exhaustive-deps
+  if (!user?.is_admin) return null;
+  const run = async (f: () => Promise<unknown>) => {
+    setError(null);
+    try { await f(); await load(); } catch (e) { setError(e); }
+  };
+  return (
+    <section className="card" aria-labelledby="team-h">
+      <h2 id="team-h">Team (studio users and API tokens)</h2>
+      <table>
+        <thead><tr><th>User</th><th>Tokens</th><th /></tr></thead>
+        <tbody>
+          {users.map((u) => (
+            <tr key={u.id}>
+              <td>{u.username}{u.is_admin && <span className="muted"> (admin)</span>}</td>
+              <td>
+                {(tokens[u.id] ?? []).length === 0 && <span className="muted">none</span>}
+                {(tokens[u.id] ?? []).map((t) => (
+                  <span key={t.id} className="row" style={{ display: "inline-flex", marginRight: 8 }}>
+                    <code>{t.prefix}…</code> {t.name} <span className="muted small">created {t.created_at.slice(0, 10)}</span>
+                    <button className="danger" aria-label={`Revoke ${u.username}'s token ${t.prefix}`}
+                      onClick={() => confirm(`Revoke ${u.username}'s token ${t.prefix}…? It stops working at once.`) &&
+                        run(() => api.request("DELETE", `/api/users/${u.id}/tokens/${t.id}`))}>Revoke</button>
+                  </span>
+                ))}
+              </td>
+              <td><button onClick={() => run(async () => setIssued({ username: u.username, token: (await issueToken(u.id, "issued in Settings")).token }))}>
+                Issue token for {u.username}</button></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <form className="row" onSubmit={(e) => { e.preventDefault(); run(async () => {
+        const u = await api.createUser(username.trim(), admin);
+        setIssued({ username: u.username, token: (await issueToken(u.id, "first sign-in")).token });
+        setUsername("");
+      }); }}>
+        <label>New user <input value={username} onChange={(e) => setUsername(e.target.value)} required /></label>
+        <label className="inline"><input type="checkbox" checked={admin} onChange={(e) => setAdmin(e.target.checked)} /> studio admin</label>
+        <button type="submit">Create user and issue token</button>
+      </form>
+      {issued && <TokenOnce {...issued} onDone={() => setIssued(null)} />}
       <ErrorText error={error} />
     </section>
   );

@@ -1,7 +1,8 @@
 // One run, live (server-sent events, polling as the fallback): status, progress, ETA, the loss /
 // learning-rate chart, the log tail, cancel; when it succeeded, the adapter (download, merge), the
 // before / after evaluation and the way into the comparison gallery.
-import { useState } from "react";
+import { useEffect, useState } from "react";
+import type { RunView as RunViewT } from "../api/client";
 import { Link, useParams } from "react-router";
 import { FINISHED } from "../api/client";
 import { ErrorText } from "../components/ErrorText";
@@ -22,6 +23,9 @@ export default function RunView() {
   const { run, setRun, error, setError, live, refresh } = useRun(rid);
   const [note, setNote] = useState("");
   const [busy, setBusy] = useState(false);
+  // What the run trains on (the snapshot's counts and status filter): fixed at launch, read once.
+  const [snap, setSnap] = useState<RunViewT["snapshot"]>();
+  useEffect(() => { api.getRun(rid).then((r) => setSnap(r.snapshot), () => {}); }, [rid]);
 
   const finished = run ? FINISHED.includes(run.status) : false;
   const pct = percent(run?.progress);
@@ -66,6 +70,10 @@ export default function RunView() {
               {run.phase && !finished && <> · phase <b>{run.phase}</b></>}
               {live && <span className="muted small"> · live ({live === "stream" ? "event stream" : "polling"})</span>}
             </p>
+            {snap && (
+              <p data-testid="run-data">Data: <b>{snap.n_images}</b> images, {snap.n_boxes} boxes,
+                {" "}{snap.n_qa} QA pairs · images with status <b>{snap.image_status ?? "any"}</b></p>
+            )}
             <div className="row progress-row">
               <progress max={100} value={pct} aria-label="Run progress" />
               <b data-testid="run-percent">{pct} %</b>

@@ -11,6 +11,8 @@ import { buildRequest, DEFAULT_FORM, errorField, FAMILIES, type LaunchForm } fro
 import { fmt, percent } from "../lib/runs";
 import { configLine, headline } from "../lib/compare";
 import { clip, configToForm, saveForm, savedForm } from "../lib/relaunch";
+import { runUseText, STATUS_FILTERS, type StatusFilter } from "../lib/status";
+import { useStatusCounts } from "../components/useStatusCounts";
 import { api } from "../session";
 
 export default function Runs() {
@@ -123,6 +125,8 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
   const num = (k: keyof LaunchForm) => ({ type: "number", value: String(f[k]), onChange: (e: { target: { value: string } }) => set(k, Number(e.target.value) as never) });
   const check = (k: keyof LaunchForm) => ({ type: "checkbox", checked: Boolean(f[k]), onChange: (e: { target: { checked: boolean } }) => set(k, e.target.checked as never) });
   const train = f.kind === "train";
+  const counts = useStatusCounts(pid);
+  const useText = counts && runUseText(counts, f.train_status as StatusFilter, train ? [f.train_split, f.eval_split] : [f.eval_split]);
   const families = f.qa_families ?? QA_FAMILIES;
   const toggleFamily = (name: string, on: boolean) => {
     const next = on ? [...families, name] : families.filter((x) => x !== name);
@@ -247,6 +251,9 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
           <div className="row">
             {train && <Field label="Train split" error={errors.train_split}>{(p) => <input {...p} {...text("train_split")} className="short" />}</Field>}
             <Field label="Held-out split" error={errors.eval_split} help="evaluated before and after">{(p) => <input {...p} {...text("eval_split")} className="short" />}</Field>
+            <Field label="Images" error={errors.image_status} help={useText ?? "by review status"}>
+              {(p) => <select {...p} {...text("train_status")}>{STATUS_FILTERS.map(([v, t]) => <option key={v} value={v}>{t}</option>)}</select>}
+            </Field>
             <Field label="Leakage key" error={errors.leak_key} help="image meta key no group may straddle splits by (race_id, track)">{(p) => <input {...p} {...text("leak_key")} className="short" />}</Field>
             <Field label="Max eval images" error={errors.max_eval_images} help="empty: all">{(p) => <input {...p} {...text("max_eval_images")} type="number" min={1} className="short" />}</Field>
             <Field label="Max new tokens" error={errors.max_new_tokens} help="generation length when evaluating">{(p) => <input {...p} {...num("max_new_tokens")} min={1} className="short" />}</Field>
