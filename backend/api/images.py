@@ -189,7 +189,7 @@ class StatusCount(BaseModel):
 
 
 @router.get("/projects/{project_id}/images/counts", response_model=list[StatusCount])
-def status_counts(db: DB, user: CurrentUser, project_id: int) -> list[StatusCount]:
+def status_counts(db: DB, user: CurrentUser, project_id: Id) -> list[StatusCount]:
     """Images per (split, status): what a run with a given image_status filter would use."""
     get_project(db, user, project_id)
     rows = db.execute(select(Image.split, Image.status, func.count()).where(Image.project_id == project_id)

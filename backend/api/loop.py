@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from backend import loop
-from backend.api.deps import DB, CurrentUser, SettingsDep, get_project
+from backend.api.deps import DB, CurrentUser, Id, SettingsDep, get_project
 from backend.api.runs import run_for
 from backend.models import Image, Role, Run
 from backend.runs import run_view
@@ -27,13 +27,13 @@ class ReviewIn(BaseModel):
 
 
 @router.post("/runs/{run_id}/review")
-def send_to_review(db: DB, user: CurrentUser, run_id: int, body: ReviewIn) -> dict:
+def send_to_review(db: DB, user: CurrentUser, run_id: Id, body: ReviewIn) -> dict:
     """The run's N worst images become its review queue (status in_review), in order."""
     return loop.send_to_review(db, run_for(db, user, run_id, Role.annotator), body.n, body.by)
 
 
 @router.get("/runs/{run_id}/uncertainty")
-def uncertainty(db: DB, user: CurrentUser, run_id: int, offset: int = Query(0, ge=0),
+def uncertainty(db: DB, user: CurrentUser, run_id: Id, offset: int = Query(0, ge=0),
                 limit: int = Query(100, ge=1, le=10_000)) -> dict:
     """A predict run's images, most uncertain first (empty / unparseable, then the lowest box score)."""
     items = loop.uncertainty(db, run_for(db, user, run_id))
@@ -43,7 +43,7 @@ def uncertainty(db: DB, user: CurrentUser, run_id: int, offset: int = Query(0, g
 
 
 @router.get("/projects/{project_id}/review-queue")
-def review_queue(db: DB, user: CurrentUser, project_id: int, run_id: int | None = None) -> dict:
+def review_queue(db: DB, user: CurrentUser, project_id: Id, run_id: Id | None = None) -> dict:
     """The review queue of a run (default: the project's latest), in order, with each image's status."""
     get_project(db, user, project_id)
     if run_id is not None:
@@ -52,7 +52,7 @@ def review_queue(db: DB, user: CurrentUser, project_id: int, run_id: int | None 
 
 
 @router.post("/runs/{run_id}/retrain", status_code=status.HTTP_201_CREATED)
-def retrain(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> dict:
+def retrain(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> dict:
     """A new train run from this run's config on a new snapshot (the corrected data), and this
     run's adapter evaluated on the same held-out images for the comparison."""
     parent = run_for(db, user, run_id, Role.annotator)
@@ -61,6 +61,6 @@ def retrain(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> di
 
 
 @router.get("/runs/{run_id}/lineage")
-def lineage(db: DB, user: CurrentUser, run_id: int) -> dict:
+def lineage(db: DB, user: CurrentUser, run_id: Id) -> dict:
     """Ancestors, retrained children, and the parent -> child Δ on the same held-out images."""
     return loop.lineage(db, run_for(db, user, run_id))

@@ -158,10 +158,11 @@ def review(db: DB, user: CurrentUser, project_id: Id, body: QAReviewIn) -> BulkR
 
 
 @router.post("/projects/{project_id}/qa/regenerate-stale")
-def regenerate_stale(db: DB, user: CurrentUser, project_id: int) -> dict:
+def regenerate_stale(db: DB, user: CurrentUser, project_id: Id) -> dict:
     """Replace the generated pairs of every image whose boxes changed since they were generated;
     pairs people edited are kept. Returns {images, deleted, inserted}."""
     get_project(db, user, project_id, Role.annotator)
+    serialise(db, "qa.generate", project_id)  # same lock as generate: both replace generated pairs
     return stale_mod.regenerate_stale(db, project_id)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
 from sqlalchemy import select
 
 from backend import tryit
-from backend.api.deps import DB, CurrentUser, SettingsDep, Store, project_row
+from backend.api.deps import DB, CurrentUser, Id, SettingsDep, Store, project_row
 from backend.errors import InvalidInput
 from backend.models import Image, Label, Role, Run
 from backend.storage import check_image
@@ -17,9 +17,9 @@ router = APIRouter(tags=["try it"])
 
 
 @router.post("/runs/{run_id}/try", status_code=status.HTTP_202_ACCEPTED)
-async def try_run(db: DB, user: CurrentUser, settings: SettingsDep, store: Store, run_id: int,
+async def try_run(db: DB, user: CurrentUser, settings: SettingsDep, store: Store, run_id: Id,
                   prompt: Annotated[str, Form()] = "", mode: Annotated[str, Form()] = "detect",
-                  image_id: Annotated[int | None, Form()] = None,
+                  image_id: Annotated[Id | None, Form()] = None,
                   file: Annotated[UploadFile | None, File()] = None) -> dict:
     """Queue one answer of the base and one of the adapter (mode detect: boxes of the project's
     labels; ask: the prompt as a question). Give image_id (an image of the project) or a file."""

@@ -73,7 +73,7 @@ def create_token_for(db: DB, user: CurrentUser, user_id: Id, body: TokenCreate) 
 
 
 @router.get("/users/{user_id}/tokens", response_model=list[TokenOut])
-def list_tokens_of(db: DB, user: CurrentUser, user_id: int) -> list[ApiToken]:
+def list_tokens_of(db: DB, user: CurrentUser, user_id: Id) -> list[ApiToken]:
     """A user's tokens (name, prefix, dates; never the token itself)."""
     _require_admin(user)
     if db.get(User, user_id) is None:
@@ -82,7 +82,7 @@ def list_tokens_of(db: DB, user: CurrentUser, user_id: int) -> list[ApiToken]:
 
 
 @router.delete("/users/{user_id}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token_of(db: DB, user: CurrentUser, user_id: int, token_id: int) -> None:
+def revoke_token_of(db: DB, user: CurrentUser, user_id: Id, token_id: Id) -> None:
     """Revoke: the token stops working at once (its hash row is deleted)."""
     _require_admin(user)
     row = db.get(ApiToken, token_id)

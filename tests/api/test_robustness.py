@@ -324,3 +324,41 @@ def test_run_events_by_hand(client, make_user, project):
     assert client.get("/api/runs/0/events").status_code == 404
     assert client.get("/api/runs/abc/events").status_code == 422
     assert client.get("/api/runs/1/events", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_every_id_in_the_schema_is_bounded(client):
+    """Structural guard for routes added later: every integer id a request can carry (path, query,
+    form or JSON body, `..._id` / `id` / `ids`) is declared within the 32-bit column range, so an
+    oversized one is a 422 and never reaches the database driver."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+
+    def ints(schema: dict):
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        if schema.get("type") == "integer":
+            yield schema
+        for key in ("anyOf", "oneOf", "allOf"):
+            for sub in schema.get(key, []):
+                yield from ints(sub)
+        if schema.get("type") == "array" and "items" in schema:
+            yield from ints(schema["items"])
+
+    def is_id(name: str) -> bool:
+        if name == "after_id":  # a keyset cursor compares, never looks up: any 64-bit value is fine
+            return False
+        return name == "id" or name.endswith("_id") or name.endswith("_ids") or name == "ids"
+
+    unbounded = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            fields = [(p["name"], p.get("schema", {})) for p in op.get("parameters", [])]
+            for content in op.get("requestBody", {}).get("content", {}).values():
+                body = content.get("schema", {})
+                if "$ref" in body:
+                    body = schemas[body["$ref"].rsplit("/", 1)[1]]
+                fields += list(body.get("properties", {}).items())
+            for name, schema in fields:
+                if is_id(name) and any(s.get("maximum", INT32_PLUS) > INT32_PLUS - 1 for s in ints(schema)):
+                    unbounded.append(f"{method.upper()} {path}: {name}")
+    assert not unbounded, unbounded
