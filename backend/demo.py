@@ -104,7 +104,7 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
     from backend.models import Membership, Project, Role, Run, User
     from backend.qa import store as qa_store
     from backend.runs import create_run
-    from backend.storage import ImageStore
+    from backend.storage import image_store
     from worker.demo_model import Recipe, ensure_pretrained
     from worker.runner import execute
 
@@ -140,7 +140,7 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
             s.add(Membership(project_id=project.id, user_id=admin.id, role=Role.admin))
             pid, uid = project.id, admin.id
         with session_scope(sm) as s:
-            rep = import_source(s, ImageStore(settings.data_dir, settings.thumbnail_size), settings, pid, fmt,
+            rep = import_source(s, image_store(settings), settings, pid, fmt,
                                 source_from_path(src, settings))
         log(f"imported {rep.images_added} images, {rep.boxes_added} boxes (labels: {', '.join(rep.labels_created)})")
         with session_scope(sm) as s:

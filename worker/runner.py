@@ -34,7 +34,7 @@ from backend.config import Settings, get_settings
 from backend.db import bulk_insert, make_engine, make_sessionmaker
 from backend.models import Label, Prediction, Run, RunKind, RunStatus, Snapshot
 from backend.runs import LOG_TAIL, RunConfig, log_line, now, run_dir
-from backend.storage import ImageStore
+from backend.storage import image_store
 from worker.lease import Lease, LeaseLost, default_worker_id
 from worker.types import Box, Sample
 
@@ -94,7 +94,8 @@ class Executor:
                                                    .order_by(Label.id))]
             if self.snapshot:  # the classes as they were frozen
                 self.labels = list(self.snapshot["labels"])
-        self.store = ImageStore(settings.data_dir)
+        self.store = image_store(settings)  # S3: images and run outputs are cached under data_dir
+        self.storage = self.store.storage
         self.out = run_dir(settings, self.run_id)
         self._last_write = 0.0
         self._last_cancel_check = 0.0
@@ -306,7 +307,13 @@ class Executor:
 
     def _adapter_of(self, run_id: int) -> str:
         with self.sm() as s:
-            return s.scalar(select(Run.adapter_path).where(Run.id == run_id))
+            return str(self.storage.fetch_dir(s.scalar(select(Run.adapter_path).where(Run.id == run_id))))
+
+    def _push(self, local: Path, *, mirror: bool = False, last: str | None = None) -> str:
+        """Put a folder under the run's output folder into the store; return the ref a row keeps."""
+        key = f"runs/{self.run_id}/{Path(local).resolve().relative_to(self.out).as_posix()}"
+        self.storage.push_dir(key, local, mirror=mirror, last=last)
+        return self.storage.ref(key)
 
     # ------------------------------------------------------------ kinds
     def train(self) -> str:
@@ -314,6 +321,7 @@ class Executor:
         from worker.training import Progress, latest_checkpoint, train
 
         device = self.device()
+        self.store.prefetch({(im["sha256"], im["ext"]) for im in self.snapshot["images"]})
         train_s = self.train_samples()
         det, vqa = self.eval_samples()
         self.say(f"snapshot: {len(train_s)} training samples, {len(det)} held-out images, {len(vqa)} held-out "
@@ -327,6 +335,7 @@ class Executor:
         self.out.mkdir(parents=True, exist_ok=True)
         tc = TrainConfig.from_dict({**self.cfg.train_dict(str(self.out)), "device": device})
         resume = None
+        self._pull_checkpoints()  # another machine's attempt left them in the store
         try:
             ck = latest_checkpoint(self.out)
             resume = self.out
@@ -340,6 +349,10 @@ class Executor:
         def progress(p: Progress) -> None:
             self.history.append({"step": p.step, "loss": p.loss, "lr": p.learning_rate, "attempt": self.attempt})
             at_ck = bool(tc.checkpoint_every) and p.step % tc.checkpoint_every == 0
+            if at_ck:
+                from worker.training import STATE_NAME
+
+                self._push(self.out / "checkpoints", mirror=True, last=STATE_NAME)
             if at_ck or p.step == p.total or time.monotonic() - self._last_write > 0.5:
                 self.write(phase="train", step=p.step, total_steps=p.total, progress=lo + (hi - lo) * p.step / p.total,
                            loss_history=self.history, learning_rate=p.learning_rate, samples_per_s=p.samples_per_s,
@@ -348,7 +361,7 @@ class Executor:
         self.say(f"train: {tc.method} rank {tc.rank}, {tc.max_steps or tc.epochs} {'steps' if tc.max_steps else 'epochs'}",
                  phase="train")
         result = train(tc, train_s, progress=progress, should_cancel=self.should_cancel, resume_from=resume)
-        values = dict(adapter_path=str(result.adapter_dir), adapter_bytes=result.adapter_bytes, step=result.steps,
+        values = dict(adapter_path=self._push(result.adapter_dir), adapter_bytes=result.adapter_bytes, step=result.steps,
                       loss_history=self.history)
         if result.cancelled:
             return self.finish(RunStatus.cancelled, f"cancelled at step {result.steps}; the adapter of that step is kept",
@@ -358,8 +371,21 @@ class Executor:
         self.evaluate(model, processor, family, "after", det, vqa)
         return self.finish(RunStatus.succeeded, "succeeded", progress=1.0, phase="done")
 
+    def _pull_checkpoints(self) -> None:
+        from worker.training import STATE_NAME
+
+        ck_root = self.out / "checkpoints"
+        self.storage.pull_dir(f"runs/{self.run_id}/checkpoints", ck_root)
+        for ck in ck_root.glob("step-*[0-9]"):
+            if not (ck / STATE_NAME).exists():  # its upload was cut short: not a checkpoint
+                import shutil
+
+                shutil.rmtree(ck, ignore_errors=True)
+
     def evaluate_only(self) -> str:
         device = self.device()
+        if self.snapshot:
+            self.store.prefetch({(im["sha256"], im["ext"]) for im in self.snapshot["images"]})
         det, vqa = self.eval_samples()
         if self.cfg.adapter_run_id is not None:
             model, processor, family = self._load_adapter(self._adapter_of(self.cfg.adapter_run_id), device)
@@ -382,6 +408,7 @@ class Executor:
         with self.sm() as s:
             ims = s.execute(select(Image.id, Image.sha256, Image.ext).where(Image.id.in_(self.cfg.image_ids))
                             .order_by(Image.id)).all()
+        self.store.prefetch([(sha, ext) for _, sha, ext in ims])
         samples = [Sample(image=self.store.path(sha, ext), task="detect", classes=list(self.labels), image_id=iid)
                    for iid, sha, ext in ims]
         self.say(f"predict: {len(samples)} images", phase="predict")
@@ -453,9 +480,11 @@ def summary(m: dict) -> str:
 # ------------------------------------------------------------ merge
 def merge_run(run_id: int, settings: Settings | None = None) -> str:
     """Merge a succeeded train run's adapter into its base; the merged model lands in the run's folder."""
+    from backend.storage import open_storage
     from worker.training import merge
 
     settings = settings or get_settings()
+    storage = open_storage(settings)
     sm = _sessionmaker(settings.resolved_database_url())
     with sm() as s:
         run = s.get(Run, run_id)
@@ -467,13 +496,14 @@ def merge_run(run_id: int, settings: Settings | None = None) -> str:
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
-    merge(base, adapter, tmp)
+    merge(base, storage.fetch_dir(adapter), tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+    storage.push_dir(f"runs/{run_id}/merged", out, mirror=True)
     with sm() as s:
         tail = list(s.get(Run, run_id).log_tail or [])[-LOG_TAIL + 1:]
         s.execute(update(Run).where(Run.id == run_id).values(
-            merged_path=str(out), version=Run.version + 1,
+            merged_path=storage.ref(f"runs/{run_id}/merged"), version=Run.version + 1,
             log_tail=tail + [log_line(f"merged the adapter into the base: {out}")]))
         s.commit()
     return str(out)

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.api.deps import DB, CurrentUser, SettingsDep, get_project, project_row
+from backend.api.deps import DB, CurrentUser, SettingsDep, Store, get_project, project_row
 from backend.errors import Conflict, InvalidInput
 from backend.models import (
     FINISHED,
@@ -107,17 +107,19 @@ def cancel(db: DB, user: CurrentUser, run_id: int) -> dict:
     return run_view(cancel_run(db, run_for(db, user, run_id, Role.annotator)))
 
 
-def _adapter_dir(run: Run) -> Path:
-    if not run.adapter_path or not Path(run.adapter_path).is_dir():
+def _adapter_dir(run: Run, storage) -> Path:
+    """The adapter folder on this machine (fetched once from the store when that is S3)."""
+    d = storage.fetch_dir(run.adapter_path) if run.adapter_path else None
+    if d is None or not d.is_dir():
         raise HTTPException(404, f"run {run.id} has no adapter (status {run.status.value})")
-    return Path(run.adapter_path)
+    return d
 
 
 @router.get("/runs/{run_id}/adapter", response_class=FileResponse)
-def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> FileResponse:
+def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, store: Store, run_id: int) -> FileResponse:
     """The adapter folder as a zip (built once, next to the run's outputs)."""
     run = run_for(db, user, run_id)
-    src = _adapter_dir(run)
+    src = _adapter_dir(run, store.storage)
     out = run_dir(settings, run.id) / f"adapter-{Path(src).parent.name}.zip"
     newest = max(f.stat().st_mtime for f in src.rglob("*") if f.is_file())
     if not out.is_file() or out.stat().st_mtime < newest:
@@ -133,7 +135,7 @@ def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -
 
 
 @router.post("/runs/{run_id}/merge", status_code=status.HTTP_202_ACCEPTED)
-def merge(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> dict:
+def merge(db: DB, user: CurrentUser, settings: SettingsDep, store: Store, run_id: int) -> dict:
     """Queue the merge of the adapter into the base (a gpu-queue task; the merged model is written
     to the run's folder and `merged` turns true on the run)."""
     from worker.celery_app import producer
@@ -141,7 +143,7 @@ def merge(db: DB, user: CurrentUser, settings: SettingsDep, run_id: int) -> dict
     run = run_for(db, user, run_id, Role.annotator)
     if run.kind != RunKind.train or run.status != RunStatus.succeeded:
         raise Conflict(f"run {run.id} is not a succeeded train run; only its adapter can be merged")
-    _adapter_dir(run)
+    _adapter_dir(run, store.storage)
     producer(settings).send_task("studio.merge_adapter", args=[run.id], queue=settings.queue_prefix + "gpu")
     return {"run_id": run.id, "queued": True, "merged": bool(run.merged_path)}
 
