@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings, get_settings
 from backend.db import bulk_insert, make_engine, make_sessionmaker
-from backend.models import Label, Prediction, Run, RunKind, RunStatus, Snapshot
-from backend.runs import LOG_TAIL, RunConfig, log_line, now, run_dir
+from backend.models import Label, Prediction, Run, RunKind, RunStatus
+from backend.runs import LOG_TAIL, RunConfig, load_snapshot, log_line, now, run_dir, store_results
 from backend.storage import image_store
 from worker.lease import Lease, LeaseLost, default_worker_id
 from worker.types import Box, Sample
@@ -89,7 +89,7 @@ class Executor:
             self.metrics = dict(run.metrics or {})
             self.tail = deque(run.log_tail or [], maxlen=LOG_TAIL)
             self.history = list(run.loss_history or [])
-            self.snapshot = s.get(Snapshot, run.snapshot_id).content if run.snapshot_id else None
+            self.snapshot = load_snapshot(s, run.snapshot_id) if run.snapshot_id else None  # streamed rows
             self.labels = [n for (n,) in s.execute(select(Label.name).where(Label.project_id == run.project_id)
                                                    .order_by(Label.id))]
             if self.snapshot:  # the classes as they were frozen
@@ -251,13 +251,13 @@ class Executor:
         sizes = {im["id"]: (im["width"], im["height"]) for im in self.snapshot["images"]}
         rows: list[tuple] = []
         out: dict = {}
+        per_image = None
         det_preds = preds[: len(det)]
         if det:
             truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
             m = detection_metrics(truths, det_preds, classes=self.labels)
             per_image = m.pop("per_image")
             out = m
-            self.metrics.setdefault("per_image", {})[phase] = per_image
             for p in det_preds:
                 rows += _box_rows(self.run_id, phase, p)
         if vqa:
@@ -277,6 +277,8 @@ class Executor:
         with self.sm() as s:
             s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id, Prediction.phase == phase))
             bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
+            if per_image is not None:  # rows, so the gallery sorts and pages in SQL
+                store_results(s, self.run_id, phase, per_image, {im["id"]: im["split"] for im in self.snapshot["images"]})
             self.tail.append(log_line(f"{phase}: {summary(out)}"))
             self.write(s, metrics=self.metrics, progress=hi)
         return out

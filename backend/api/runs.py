@@ -13,7 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from backend.api.deps import DB, CurrentUser, SettingsDep, Store, get_project, project_row
@@ -30,10 +30,13 @@ from backend.models import (
     Run,
     RunKind,
     RunStatus,
+    RunImageResult,
     Snapshot,
+    SnapshotBox,
+    SnapshotImage,
     User,
 )
-from backend.runs import cancel_run, create_run, list_runs, reap_run, run_dir, run_view
+from backend.runs import RESULT_STATS, cancel_run, create_run, list_runs, reap_run, run_dir, run_view
 from backend.schemas import AcceptIn, AcceptOut, RunCreate
 
 router = APIRouter(tags=["runs"])
@@ -177,57 +180,72 @@ def predictions(db: DB, user: CurrentUser, run_id: int, image_id: int | None = N
 ERROR_STAT = {"missed": "fn", "false_box": "fp", "wrong_label": "wrong_label"}  # gallery filter -> per-image stat
 
 
+def _stats(r: RunImageResult, phase: str) -> dict | None:
+    if getattr(r, f"f1_{phase}") is None:
+        return None
+    return {"image_id": r.image_id, **{k: getattr(r, f"{k}_{phase}") for k in RESULT_STATS}}
+
+
 @router.get("/runs/{run_id}/gallery")
 def gallery(db: DB, user: CurrentUser, run_id: int,
             sort: Literal["most_improved", "most_regressed", "image"] = "most_improved",
             label: str | None = None, error: Literal["missed", "false_box", "wrong_label"] | None = None,
-            offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict:
+            split: str | None = None, offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict:
     """Per held-out image: ground truth, before and after boxes (with scores), per-image stats
     (tp, fp, fn, wrong_label, f1) before / after and the change of f1. `error` keeps images that
-    still have that error after fine-tuning (or in the only phase of an evaluate run)."""
+    still have that error after fine-tuning (or in the only phase of an evaluate run). Sorted,
+    filtered and paged in SQL over the run's result rows (only the page is loaded)."""
     run = run_for(db, user, run_id)
-    per = (run.metrics or {}).get("per_image") or {}
-    before = {r["image_id"]: r for r in per.get("before", [])}
-    after = {r["image_id"]: r for r in per.get("after", [])}
-    snap = db.get(Snapshot, run.snapshot_id) if run.snapshot_id else None
-    ims = {im["id"]: im for im in (snap.content["images"] if snap else [])}
-    ids = [i for i in ims if i in before or i in after]
-    items = []
-    for iid in ids:
-        b, a = before.get(iid), after.get(iid)
-        if error is not None and not (a or b)[ERROR_STAT[error]]:
-            continue
-        change = a["f1"] - b["f1"] if a and b else None
-        items.append((iid, b, a, change))
+    R = RunImageResult
+    conds = [R.run_id == run.id]
+    if split is not None:
+        conds.append(R.split == split)
+    if error is not None:
+        stat = ERROR_STAT[error]
+        conds.append(func.coalesce(getattr(R, f"{stat}_after"), getattr(R, f"{stat}_before")) > 0)
     if label is not None:
         from worker.codecs import norm_label  # torch-free
 
-        with_pred = set(db.scalars(select(Prediction.image_id).where(
-            Prediction.run_id == run.id, Prediction.label == label).distinct()))
-        items = [t for t in items if t[0] in with_pred or any(norm_label(g[0]) == norm_label(label)
-                                                              for g in ims[t[0]]["boxes"])]
+        snap = db.get(Snapshot, run.snapshot_id) if run.snapshot_id else None
+        gt = [n for n in ((snap.content or {}).get("labels", []) if snap else []) if norm_label(n) == norm_label(label)]
+        has = [exists().where(Prediction.run_id == run.id, Prediction.phase.in_(["before", "after"]),
+                              Prediction.image_id == R.image_id, Prediction.label == label)]
+        if gt:
+            has.append(exists().where(SnapshotBox.snapshot_id == run.snapshot_id, SnapshotBox.image_id == R.image_id,
+                                      SnapshotBox.label.in_(gt)))
+        conds.append(or_(*has))
+    total = db.scalar(select(func.count()).select_from(R).where(*conds))
     if sort == "image":
-        items.sort(key=lambda t: t[0])
+        order = [R.image_id]
     else:
-        sign = -1 if sort == "most_improved" else 1
-        items.sort(key=lambda t: (t[3] is None, sign * (t[3] or 0), t[0]))
-    page = items[offset: offset + limit]
+        order = [R.change.is_(None), R.change.desc() if sort == "most_improved" else R.change.asc(), R.image_id]
+    page = db.scalars(select(R).where(*conds).order_by(*order).offset(offset).limit(limit)).all()
+    ids = [r.image_id for r in page]
     boxes: dict[tuple[int, str], list] = {}
+    ims: dict[int, SnapshotImage] = {}
+    gts: dict[int, list] = {}
     if page:
         for p in db.scalars(select(Prediction).where(
                 Prediction.run_id == run.id, Prediction.task == "detect", Prediction.label.is_not(None),
-                Prediction.image_id.in_([t[0] for t in page])).order_by(Prediction.id)):
+                Prediction.image_id.in_(ids)).order_by(Prediction.id)):
             boxes.setdefault((p.image_id, p.phase), []).append(
                 {"label": p.label, "box": [p.x1, p.y1, p.x2, p.y2], "score": p.score})
+        ims = {im.image_id: im for im in db.scalars(select(SnapshotImage).where(
+            SnapshotImage.snapshot_id == run.snapshot_id, SnapshotImage.image_id.in_(ids)))}
+        for b in db.scalars(select(SnapshotBox).where(SnapshotBox.snapshot_id == run.snapshot_id,
+                                                      SnapshotBox.image_id.in_(ids)).order_by(SnapshotBox.box_id)):
+            gts.setdefault(b.image_id, []).append({"label": b.label, "box": [b.x1, b.y1, b.x2, b.y2]})
     out = []
-    for iid, b, a, change in page:
-        im = ims[iid]
-        out.append({"image_id": iid, "file_name": im["file_name"], "width": im["width"], "height": im["height"],
-                    "ground_truth": [{"label": g[0], "box": g[1:5]} for g in im["boxes"]],
-                    "before": boxes.get((iid, "before"), []) if b else None,
-                    "after": boxes.get((iid, "after"), []) if a else None,
-                    "stats_before": b, "stats_after": a, "change": change})
-    return {"items": out, "total": len(items)}
+    for r in page:
+        im = ims.get(r.image_id)
+        b, a = _stats(r, "before"), _stats(r, "after")
+        out.append({"image_id": r.image_id, "file_name": im.file_name if im else None,
+                    "width": im.width if im else None, "height": im.height if im else None, "split": r.split,
+                    "ground_truth": gts.get(r.image_id, []),
+                    "before": boxes.get((r.image_id, "before"), []) if b else None,
+                    "after": boxes.get((r.image_id, "after"), []) if a else None,
+                    "stats_before": b, "stats_after": a, "change": r.change})
+    return {"items": out, "total": total}
 
 
 @router.post("/runs/{run_id}/accept", response_model=AcceptOut)
