@@ -113,6 +113,7 @@ class RunConfig(BaseModel):
     device: str | None = None  # None: the worker's setting (auto = cuda when visible, else cpu)
     gradient_checkpointing: bool = False
     # run level
+    devices: int = Field(1, ge=1, le=64)  # > 1: DDP over this many processes on one worker (worker/distributed.py)
     tasks: dict[str, float] = Field(default_factory=lambda: {"detect": 1.0, "vqa": 1.0})
     qa_families: list[str] | None = None  # None: every family the project has pairs of
     train_split: str = "train"

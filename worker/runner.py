@@ -362,6 +362,12 @@ class Executor:
 
         self.say(f"train: {tc.method} rank {tc.rank}, {tc.max_steps or tc.epochs} {'steps' if tc.max_steps else 'epochs'}",
                  phase="train")
+        if self.cfg.devices > 1:  # one machine, N processes (torchrun + DDP); same progress, checkpoints, cancel
+            from functools import partial
+
+            from worker.distributed import train_distributed
+
+            train = partial(train_distributed, devices=self.cfg.devices)
         result = train(tc, train_s, progress=progress, should_cancel=self.should_cancel, resume_from=resume)
         values = dict(adapter_path=self._push(result.adapter_dir), adapter_bytes=result.adapter_bytes, step=result.steps,
                       loss_history=self.history)

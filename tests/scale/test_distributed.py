@@ -44,3 +44,14 @@ def test_two_processes_equal_one_and_cancel_then_resume_exactly(tmp_path):
     assert resumed.losses[:cut.steps] == cut.losses
     assert resumed.losses == pytest.approx(one.losses, abs=1e-4)  # the resume continued exactly
     assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_devices_is_a_checked_run_setting():
+    from backend.errors import InvalidInput
+    from backend.runs import parse_config
+
+    ok = parse_config("train", {"family": "paligemma", "base_model": "org/model", "devices": 2})
+    assert ok.devices == 2 and "devices" not in ok.train_dict("out")  # run level: not a training knob
+    for bad in (0, -1, "two"):
+        with pytest.raises(InvalidInput, match="config.devices"):
+            parse_config("train", {"family": "paligemma", "base_model": "org/model", "devices": bad})
