@@ -1,6 +1,7 @@
 """A worker on "another machine": its data directory shares nothing with the API's; it reaches the
 run through the database and the broker, the images and run outputs through S3 (moto's server).
-The run trains, checkpoints and stores its adapter in the bucket; the API serves the adapter zip."""
+The run trains (on 2 processes: `devices: 2`), checkpoints and stores its adapter in the bucket;
+the API serves the adapter zip."""
 from __future__ import annotations
 
 import io
@@ -47,7 +48,8 @@ def test_worker_with_its_own_data_dir_trains_through_s3(tmp_path, bucket, s3_ser
             for im in s.scalars(select(Image).where(Image.project_id == pid)):
                 im.split = "test" if im.file_name.startswith("cornfield_crossing/17d01") else "train"
             qa_store.generate(s, pid, QA_FAMILIES, seed=0)
-        rid = launch(app, pid, **config(tiny_paligemma, checkpoint_every=2))
+        # devices=2: the Celery task trains with DDP over 2 processes (gloo on CPU) on that machine
+        rid = launch(app, pid, **config(tiny_paligemma, checkpoint_every=2, devices=2))
         log = tmp_path / "worker.log"
         with open(log, "ab") as out:
             p = subprocess.Popen([sys.executable, "-m", "backend.cli", "worker", "--queues", "gpu"], env=env, cwd=ROOT,
@@ -58,6 +60,7 @@ def test_worker_with_its_own_data_dir_trains_through_s3(tmp_path, bucket, s3_ser
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(10)
         assert v["status"] == "succeeded", (v["error"], log.read_text()[-3000:])
+        assert [h["step"] for h in v["loss_history"]] == [1, 2, 3, 4]  # one loss history (rank 0's)
         keys = objects(bucket, "studio/")
         assert any(k.startswith(f"studio/runs/{rid}/adapter/") for k in keys), sorted(keys)
         assert any(k.startswith(f"studio/runs/{rid}/checkpoints/step-") and k.endswith("trainer_state.pt") for k in keys)
