@@ -285,6 +285,7 @@ def run_phase(name: str, url: str, pid: int, tmp: Path, repeat: int) -> dict:
                         "--repeat", str(repeat)], capture_output=True, text=True)
     if p.returncode:
         raise RuntimeError(f"phase {name} failed:\n{p.stderr[-4000:]}")
+    print(f"phase {name}: {p.stdout.strip().splitlines()[-1]}", flush=True)  # raw, as soon as it is measured
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
