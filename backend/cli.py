@@ -189,7 +189,7 @@ def import_(
 
     from backend.formats import get_format
     from backend.importer import image_count_hint, import_source, source_from_path
-    from backend.storage import ImageStore
+    from backend.storage import image_store
 
     with studio_session() as (session, settings):
         get_format(fmt)
@@ -197,7 +197,7 @@ def import_(
         source = source_from_path(path, settings)
         # Each image is counted twice: once when checked, once when stored.
         with tqdm(total=2 * image_count_hint(source), unit="img", desc=f"import {fmt}") as bar:
-            report = import_source(session, ImageStore(settings.data_dir, settings.thumbnail_size),
+            report = import_source(session, image_store(settings),
                                    settings, pid, fmt, source, progress=bar.update)
     typer.echo(json.dumps(report.as_dict(), indent=2))
 
@@ -217,7 +217,7 @@ def export(
     """Export a project's images and boxes as a zip."""
     from backend.exporter import export_zip
     from backend.formats import get_format
-    from backend.storage import ImageStore
+    from backend.storage import image_store
 
     with studio_session() as (session, settings):
         get_format(fmt, writable=True).configured(family)
@@ -228,8 +228,7 @@ def export(
         tmp = out.with_name(out.name + ".part")  # a failed export leaves no half zip behind
         try:
             with open(tmp, "wb") as f:
-                n = export_zip(session, ImageStore(settings.data_dir, settings.thumbnail_size), pid, fmt, f, split,
-                               family, image_status)
+                n = export_zip(session, image_store(settings), pid, fmt, f, split, family, image_status)
             tmp.replace(out)
         finally:
             tmp.unlink(missing_ok=True)

@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STUDIO_", extra="ignore")
 
     data_dir: Path = Path("data")
+    # Where images, thumbnails and run outputs live: unset = data_dir; a folder; or
+    # s3://bucket/prefix on any S3-compatible store (endpoint and keys from the standard AWS_*
+    # variables). With S3, data_dir only caches what this process read, so a worker on another
+    # machine needs the database URL, the broker URL and this.
+    storage_url: str | None = None
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "STUDIO_DATABASE_URL")
     )

@@ -106,7 +106,7 @@ def build_project(sm, settings: Settings, *, data: Path | None = None, fmt: str 
     from backend.importer import import_source, source_from_path
     from backend.models import Membership, Project, Role, User
     from backend.qa import store as qa_store
-    from backend.storage import ImageStore
+    from backend.storage import image_store
 
     src = Path(data) if data is not None else DEMO_DATA
     what = ("REAL SuperTuxKart 1.5 frames (rendered from the game with pystk2; boxes and kart names from the "
@@ -123,7 +123,7 @@ def build_project(sm, settings: Settings, *, data: Path | None = None, fmt: str 
         s.add(Membership(project_id=project.id, user_id=admin.id, role=Role.admin))
         pid, uid = project.id, admin.id
     with session_scope(sm) as s:
-        rep = import_source(s, ImageStore(settings.data_dir, settings.thumbnail_size), settings, pid, fmt,
+        rep = import_source(s, image_store(settings), settings, pid, fmt,
                             source_from_path(src, settings))
     log(f"imported {rep.images_added} images, {rep.boxes_added} boxes (labels: {', '.join(rep.labels_created)})")
     with session_scope(sm) as s:

@@ -124,7 +124,7 @@ def commit_dataset(session: Session, store: ImageStore, project_id: int, ds: Dat
     written: list[tuple[str, str]] = []
     try:
         for im in ds.images:
-            if store.path(im.sha256, im.ext).exists():  # content-addressed: these bytes are stored already
+            if store.has(im.sha256, im.ext):  # content-addressed: these bytes are stored already
                 if progress:
                     progress(1)
                 continue

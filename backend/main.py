@@ -13,7 +13,7 @@ from backend.api.guard import RequestGuard
 from backend.config import Settings, get_settings
 from backend.db import make_engine, make_sessionmaker
 from backend.errors import StudioError
-from backend.storage import ImageStore
+from backend.storage import image_store
 
 FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.resolved_database_url())
     app.state.sessionmaker = make_sessionmaker(app.state.engine)
-    app.state.store = ImageStore(settings.data_dir, settings.thumbnail_size)
+    app.state.store = image_store(settings)
 
     @app.exception_handler(StudioError)
     async def _studio_error(_req: Request, exc: StudioError) -> JSONResponse:

@@ -241,7 +241,8 @@ FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
 class Snapshot(Base):
     """A frozen copy of what a run trains / evaluates on: images (id, file, size, split), their boxes
     and QA pairs, as they were at launch, with the sha256 of that content (same data = same hash).
-    Stored in full, not as ids, so later edits to the boxes do not change what the run saw."""
+    Stored in full, not as ids, so later edits to the boxes do not change what the run saw: as rows
+    of snapshot_images / snapshot_boxes / snapshot_qa (issue 14); `content` keeps labels and splits."""
 
     __tablename__ = "snapshots"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -252,6 +253,68 @@ class Snapshot(Base):
     n_qa: Mapped[int] = mapped_column(Integer, default=0)
     content: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SnapshotImage(Base):
+    __tablename__ = "snapshot_images"
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # no FK: the record outlives the image
+    sha256: Mapped[str] = mapped_column(String(64))
+    ext: Mapped[str] = mapped_column(String(8))
+    file_name: Mapped[str] = mapped_column(String(512))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    split: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SnapshotBox(Base):
+    __tablename__ = "snapshot_boxes"
+    __table_args__ = (Index("ix_snapshot_boxes_image", "snapshot_id", "image_id", "label"),)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True)
+    box_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(100))
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+
+
+class SnapshotQA(Base):
+    __tablename__ = "snapshot_qa"
+    __table_args__ = (Index("ix_snapshot_qa_image", "snapshot_id", "image_id"),)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True)
+    qa_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer)
+    family: Mapped[str] = mapped_column(String(64))
+    template_id: Mapped[str] = mapped_column(String(128))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class RunImageResult(Base):
+    """Per held-out image of a run: detection stats before / after and the change of F1, so the
+    gallery sorts, filters and pages in SQL (issue 14)."""
+
+    __tablename__ = "run_image_results"
+    __table_args__ = (Index("ix_run_image_results_change", "run_id", "change", "image_id"),)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    split: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tp_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fp_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fn_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wrong_label_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    f1_before: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_iou_before: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tp_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fp_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    fn_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wrong_label_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    f1_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_iou_after: Mapped[float | None] = mapped_column(Float, nullable=True)
+    change: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Run(Base):

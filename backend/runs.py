@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
@@ -32,7 +32,11 @@ from backend.models import (
     Run,
     RunKind,
     RunStatus,
+    RunImageResult,
     Snapshot,
+    SnapshotBox,
+    SnapshotImage,
+    SnapshotQA,
 )
 from backend import review_status
 from backend.splits import assert_no_leakage
@@ -109,6 +113,7 @@ class RunConfig(BaseModel):
     device: str | None = None  # None: the worker's setting (auto = cuda when visible, else cpu)
     gradient_checkpointing: bool = False
     # run level
+    devices: int = Field(1, ge=1, le=64)  # > 1: DDP over this many processes on one worker (worker/distributed.py)
     tasks: dict[str, float] = Field(default_factory=lambda: {"detect": 1.0, "vqa": 1.0})
     qa_families: list[str] | None = None  # None: every family the project has pairs of
     train_split: str = "train"
@@ -201,48 +206,140 @@ def _split_has_images(session: Session, project_id: int, split: str, image_statu
                                                  review_status.condition(image_status)).limit(1)) is not None
 
 
+def _snapshot_selects(project_id: int, splits: list[str], qa_families: list[str] | None, status_ok):
+    """The three SELECTs of what a snapshot copies (images of `splits` whose review status passes
+    `status_ok`, their boxes and QA pairs), each in id order."""
+    in_splits = (Image.project_id == project_id, Image.split.in_(splits), status_ok)
+    images = (select(Image.id, Image.sha256, Image.ext, Image.file_name, Image.width, Image.height, Image.split)
+              .where(*in_splits).order_by(Image.id))
+    boxes = (select(Box.id, Box.image_id, Label.name, Box.x1, Box.y1, Box.x2, Box.y2)
+             .join(Label, Label.id == Box.label_id).join(Image, Image.id == Box.image_id)
+             .where(*in_splits).order_by(Box.id))
+    qa = (select(QAPair.id, QAPair.image_id, QAPair.family, QAPair.template_id, QAPair.question, QAPair.answer,
+                 QAPair.params).join(Image, Image.id == QAPair.image_id)
+          .where(QAPair.project_id == project_id, *in_splits).order_by(QAPair.id))
+    if qa_families is not None:
+        qa = qa.where(QAPair.family.in_(qa_families))
+    return images, boxes, qa
+
+
+STREAM = {"yield_per": 20_000}  # server-side cursor on PostgreSQL: rows arrive in chunks, never all at once
+
+
+def _pg_digest(session: Session, q, *, skip_first: bool) -> tuple[str, int]:
+    """sha256 (hex) of the rows of `q` in id order (its first column), one text line each, and their
+    count, computed by PostgreSQL (string_agg + sha256): a 1M-box snapshot never crosses the wire."""
+    from sqlalchemy import Text, cast
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    sub = q.order_by(None).subquery()
+    cols = list(sub.c)
+    line = func.concat_ws("|", *[cast(c, Text) for c in (cols[1:] if skip_first else cols)])
+    agg = func.coalesce(func.string_agg(line, aggregate_order_by(func.chr(10), cols[0])), "")
+    return tuple(session.execute(select(func.encode(func.sha256(func.convert_to(agg, "UTF8")), "hex"),
+                                        func.count()).select_from(sub)).one())
+
+
 def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_families: list[str] | None,
                     image_status: str | None = None) -> Snapshot:
-    """Copy the images of `splits` whose review status passes `image_status` (default: not
-    rejected) with their boxes and QA pairs into a Snapshot (reused when the same content was
-    frozen before)."""
+    """Copy the images of `splits` whose review status passes `image_status` (default: not rejected)
+    with their boxes and QA pairs into snapshot rows (reused when the
+    same content was frozen before). The content hash is computed over a stream of the rows (the
+    API never holds the project in memory); the copy is three INSERT ... SELECT in the database."""
     image_status = image_status or review_status.DEFAULT
     status_ok = review_status.condition(image_status)
     labels = [n for (n,) in session.execute(select(Label.name).where(Label.project_id == project_id).order_by(Label.id))]
-    images: dict[int, dict] = {}
-    for iid, sha, ext, fn, w, h, sp in session.execute(
-            select(Image.id, Image.sha256, Image.ext, Image.file_name, Image.width, Image.height, Image.split)
-            .where(Image.project_id == project_id, Image.split.in_(splits), status_ok).order_by(Image.id)):
-        images[iid] = {"id": iid, "sha256": sha, "ext": ext, "file_name": fn, "width": w, "height": h, "split": sp,
-                       "boxes": [], "qa": []}
-    n_boxes = n_qa = 0
-    for iid, lab, x1, y1, x2, y2 in session.execute(
-            select(Box.image_id, Label.name, Box.x1, Box.y1, Box.x2, Box.y2).join(Label, Label.id == Box.label_id)
-            .join(Image, Image.id == Box.image_id)
-            .where(Image.project_id == project_id, Image.split.in_(splits), status_ok)
-            .order_by(Box.image_id, Box.id)):
-        images[iid]["boxes"].append([lab, x1, y1, x2, y2])
-        n_boxes += 1
-    q = (select(QAPair.image_id, QAPair.id, QAPair.family, QAPair.template_id, QAPair.question, QAPair.answer,
-                QAPair.params).join(Image, Image.id == QAPair.image_id)
-         .where(QAPair.project_id == project_id, Image.split.in_(splits), status_ok)
-         .order_by(QAPair.image_id, QAPair.id))
-    if qa_families is not None:
-        q = q.where(QAPair.family.in_(qa_families))
-    for iid, qid, fam, tid, question, answer, params in session.execute(q):
-        images[iid]["qa"].append([qid, fam, tid, question, answer, params])
-        n_qa += 1
-    content = {"labels": labels, "splits": sorted(splits), "image_status": image_status,
-               "images": list(images.values())}
-    sha = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    h = hashlib.sha256(json.dumps({"labels": labels, "splits": sorted(splits), "image_status": image_status},
+                                    sort_keys=True).encode())
+    counts = []
+    pg = session.get_bind().dialect.name == "postgresql"
+    for i, q in enumerate(_snapshot_selects(project_id, splits, qa_families, status_ok)):
+        h.update(("images", "boxes", "qa")[i].encode())
+        if pg:  # the database digests its own rows: nothing crosses the wire but 64 hex digits
+            digest, n = _pg_digest(session, q, skip_first=i == 1)
+            h.update(digest.encode())
+            counts.append(n)
+            continue
+        n = 0
+        for part in session.execute(q, execution_options=STREAM).partitions():
+            for row in part:
+                if i == 2:  # params is JSON: key order depends on the database
+                    row = (*row[:-1], json.dumps(row[-1], sort_keys=True))
+                elif i == 1:
+                    row = row[1:]  # box ids are not content
+                h.update(repr(tuple(row)).encode())
+            n += len(part)
+        counts.append(n)
+    sha = h.hexdigest()
     same = session.scalar(select(Snapshot).where(Snapshot.project_id == project_id, Snapshot.sha256 == sha))
     if same is not None:
         return same
-    snap = Snapshot(project_id=project_id, sha256=sha, n_images=len(images), n_boxes=n_boxes, n_qa=n_qa,
-                    content=content)
+    snap = Snapshot(project_id=project_id, sha256=sha, n_images=counts[0], n_boxes=counts[1], n_qa=counts[2],
+                    content={"labels": labels, "splits": sorted(splits), "image_status": image_status})
     session.add(snap)
     session.flush()
+    sid = literal(snap.id, Integer)
+    for table, q in zip((SnapshotImage, SnapshotBox, SnapshotQA), _snapshot_selects(project_id, splits, qa_families, status_ok)):
+        cols = [c.name for c in table.__table__.columns]
+        session.execute(insert(table.__table__).from_select(
+            cols, q.with_only_columns(sid, *q.selected_columns).order_by(None)))
     return snap
+
+
+def load_snapshot(session: Session, snapshot_id: int, splits: list[str] | None = None) -> dict:
+    """A snapshot as {labels, splits, images: [{id, sha256, ext, file_name, width, height, split,
+    boxes: [[label, x1, y1, x2, y2]], qa: [[id, family, template_id, question, answer, params]]}]},
+    read in streams (three ordered cursors merged by image id), optionally only some splits."""
+    snap = session.get(Snapshot, snapshot_id)
+    SI, SB, SQ = SnapshotImage, SnapshotBox, SnapshotQA
+    ims = select(SI.image_id, SI.sha256, SI.ext, SI.file_name, SI.width, SI.height, SI.split).where(
+        SI.snapshot_id == snapshot_id)
+    if splits is not None:
+        ims = ims.where(SI.split.in_(splits))
+    images: dict[int, dict] = {}
+    for part in session.execute(ims.order_by(SI.image_id), execution_options=STREAM).partitions():
+        for iid, sha, ext, fn, w, h, sp in part:
+            images[iid] = {"id": iid, "sha256": sha, "ext": ext, "file_name": fn, "width": w, "height": h,
+                           "split": sp, "boxes": [], "qa": []}
+    for part in session.execute(select(SB.image_id, SB.label, SB.x1, SB.y1, SB.x2, SB.y2)
+                                .where(SB.snapshot_id == snapshot_id).order_by(SB.box_id), execution_options=STREAM).partitions():
+        for iid, *box in part:
+            if iid in images:
+                images[iid]["boxes"].append(box)
+    for part in session.execute(select(SQ.image_id, SQ.qa_id, SQ.family, SQ.template_id, SQ.question, SQ.answer,
+                                       SQ.params).where(SQ.snapshot_id == snapshot_id).order_by(SQ.qa_id),
+                                execution_options=STREAM).partitions():
+        for iid, *qa in part:
+            if iid in images:
+                images[iid]["qa"].append(qa)
+    content = snap.content or {}
+    return {"labels": list(content.get("labels", [])), "splits": list(content.get("splits", [])),
+            "images": list(images.values())}
+
+
+RESULT_STATS = ("tp", "fp", "fn", "wrong_label", "f1", "mean_iou")
+
+
+def store_results(session: Session, run_id: int, phase: str, per_image: list[dict], splits: dict[int, str | None]) -> None:
+    """One phase's per-image detection stats into run_image_results (rows of the other phase are
+    kept; `change` = f1 after - f1 before where both exist)."""
+    R = RunImageResult.__table__
+    have = set(session.scalars(select(R.c.image_id).where(R.c.run_id == run_id)))
+    other = "before" if phase == "after" else "after"
+    vals = lambda r: {f"{k}_{phase}": r.get(k) for k in RESULT_STATS}  # noqa: E731
+    new = [r for r in per_image if r["image_id"] not in have]
+    if new:
+        session.execute(insert(R), [{"run_id": run_id, "image_id": r["image_id"], "split": splits.get(r["image_id"]),
+                                     "change": None, **{f"{k}_{other}": None for k in RESULT_STATS}, **vals(r)}
+                                    for r in new])
+    old = [r for r in per_image if r["image_id"] in have]
+    if old:
+        f1 = bindparam("f1_new")
+        change = (f1 - R.c.f1_before) if phase == "after" else (R.c.f1_after - f1)
+        session.execute(update(R).where(R.c.run_id == run_id, R.c.image_id == bindparam("iid"))
+                        .values(**{f"{k}_{phase}": bindparam(f"v_{k}") for k in RESULT_STATS}, change=change),
+                        [{"iid": r["image_id"], "f1_new": r.get("f1"), **{f"v_{k}": r.get(k) for k in RESULT_STATS}}
+                         for r in old])
 
 
 # ---------------------------------------------------------------- create / cancel
@@ -463,4 +560,4 @@ def get_run(session: Session, run_id: int) -> Run:
 
 
 __all__ = ["RunConfig", "create_run", "cancel_run", "run_view", "reap", "reap_run", "enqueue", "run_dir",
-           "freeze_snapshot"]
+           "freeze_snapshot", "load_snapshot", "store_results"]

@@ -1,7 +1,9 @@
-"""Content-addressed image store, thumbnails, and validation of untrusted uploads.
+"""Object storage (the data directory or S3), the content-addressed image store, thumbnails, and
+validation of untrusted uploads.
 
-Images live at `<data>/images/<sha[:2]>/<sha>.<ext>`: the same bytes are stored once however
-many projects or file names point at them. Nothing is written until the bytes have been checked
+Images live at `images/<sha[:2]>/<sha>.<ext>` in the store: the same bytes are stored once however
+many projects or file names point at them. Run outputs (checkpoints, adapters, merged models) live
+under `runs/<id>/`. Nothing is written until the bytes have been checked
 (size, real type, pixel count before decoding, full decode to catch truncation).
 """
 from __future__ import annotations
@@ -11,6 +13,7 @@ import io
 import os
 import posixpath
 import re
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -104,43 +107,262 @@ def _no_address(text: str) -> str:
     return _ADDRESS.sub(lambda m: m.group(1).rsplit(".", 1)[-1], text)
 
 
-class ImageStore:
-    def __init__(self, root: Path, thumbnail_size: int = 256):
+class LocalStorage:
+    """Objects are files under `root` (the data directory by default): a key is a relative path."""
+
+    def __init__(self, root: Path):
         self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({self.root})"
+
+    def local(self, key: str) -> Path:
+        return self.root / key
+
+    def ref(self, key: str) -> str:
+        """What a row stores to name this object or folder (an absolute path here, as before)."""
+        return str(self.local(key).resolve())
+
+    def exists(self, key: str) -> bool:
+        return self.local(key).exists()
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        dest = self.local(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(dest, data)
+
+    def fetch(self, key: str) -> Path | None:
+        p = self.local(key)
+        return p if p.exists() else None
+
+    def delete(self, key: str) -> None:
+        self.local(key).unlink(missing_ok=True)
+
+    def push_dir(self, key: str, src: Path, *, mirror: bool = False, last: str | None = None) -> None:
+        dest = self.local(key)
+        if Path(src).resolve() == dest.resolve():
+            return  # the worker wrote it in place
+        if mirror:
+            shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(src, dest, dirs_exist_ok=True)
+
+    def pull_dir(self, key: str, dest: Path) -> None:
+        src = self.local(key)
+        if src.is_dir() and src.resolve() != Path(dest).resolve():
+            shutil.copytree(src, dest, dirs_exist_ok=True)
+
+    def fetch_dir(self, ref: str) -> Path:
+        return Path(ref)
+
+
+class S3Storage:
+    """Objects in `s3://bucket/prefix/<key>` on any S3-compatible store, through boto3 (endpoint and
+    credentials from the standard AWS variables: AWS_ENDPOINT_URL_S3 for MinIO, AWS_ACCESS_KEY_ID,
+    ...). What is read is cached under `cache_dir/<key>`: images and thumbnails are content-addressed
+    and run outputs are written once, so a cached copy never goes stale."""
+
+    def __init__(self, url: str, cache_dir: Path):
+        import boto3
+        from botocore.config import Config
+
+        rest = url[len("s3://"):]
+        self.bucket, _, prefix = rest.partition("/")
+        if not self.bucket:
+            raise ValueError(f"STUDIO_STORAGE_URL {url!r}: no bucket (use s3://bucket/prefix)")
+        self.prefix = prefix.strip("/")
+        self.cache = Path(cache_dir)
+        self.client = boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                                                       max_pool_connections=32))
+
+    def __repr__(self) -> str:
+        return f"S3Storage(s3://{self.bucket}/{self.prefix})"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def local(self, key: str) -> Path:
+        return self.cache / key
+
+    def ref(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        # upload_fileobj streams (multipart above 8 MB); the object appears whole or not at all
+        self.client.upload_fileobj(io.BytesIO(data), self.bucket, self._key(key))
+        dest = self.local(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(dest, data)
+
+    def fetch(self, key: str) -> Path | None:
+        """The object as a local file (downloaded once into the cache), or None when it is not stored."""
+        from botocore.exceptions import ClientError
+
+        dest = self.local(key)
+        if dest.exists():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            self.client.download_file(self.bucket, self._key(key), tmp)
+            os.replace(tmp, dest)
+        except ClientError as e:
+            Path(tmp).unlink(missing_ok=True)
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return dest
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        self.local(key).unlink(missing_ok=True)
+
+    def _list(self, key: str) -> dict[str, int]:
+        """{key relative to `key`/: size} of every object under the folder `key`."""
+        base = self._key(key).rstrip("/") + "/"
+        out: dict[str, int] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+            for o in page.get("Contents", []):
+                out[o["Key"][len(base):]] = o["Size"]
+        return out
+
+    def push_dir(self, key: str, src: Path, *, mirror: bool = False, last: str | None = None) -> None:
+        """Upload the folder's files (those named `last` after the others: a checkpoint's state file,
+        so a pull never takes a half-uploaded checkpoint); `mirror` also deletes objects the folder
+        no longer has."""
+        src = Path(src)
+        files = sorted((f for f in src.rglob("*") if f.is_file() and ".tmp" not in f.relative_to(src).as_posix()),
+                       key=lambda f: (f.name == last, f.as_posix()))
+        remote = self._list(key)
+        for f in files:
+            rel = f.relative_to(src).as_posix()
+            if remote.get(rel) != f.stat().st_size:
+                self.client.upload_file(str(f), self.bucket, self._key(f"{key}/{rel}"))
+        if mirror:
+            keep = {f.relative_to(src).as_posix() for f in files}
+            for rel in sorted(set(remote) - keep):
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(f"{key}/{rel}"))
+
+    def pull_dir(self, key: str, dest: Path) -> None:
+        """Download the folder's objects that `dest` lacks (or has at another size)."""
+        dest = Path(dest)
+        for rel, size in self._list(key).items():
+            f = dest / rel
+            if f.is_file() and f.stat().st_size == size:
+                continue
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_name(f".tmp-{f.name}")
+            self.client.download_file(self.bucket, self._key(f"{key}/{rel}"), str(tmp))
+            os.replace(tmp, f)
+
+    def fetch_dir(self, ref: str) -> Path:
+        """A folder named by `ref` (as ref() wrote it) as a local folder in the cache."""
+        if not ref.startswith("s3://"):
+            return Path(ref)  # a row written before the store moved to S3
+        bucket, _, full = ref[len("s3://"):].partition("/")
+        if bucket != self.bucket or not full.startswith(self._key("")):
+            raise ValueError(f"{ref} is not in this store ({self!r})")
+        key = full[len(self._key("")):].strip("/")
+        self.pull_dir(key, self.local(key))
+        return self.local(key)
+
+
+Storage = LocalStorage | S3Storage
+
+
+def open_storage(settings) -> Storage:
+    """STUDIO_STORAGE_URL: unset = the data directory; a folder; or s3://bucket/prefix (the data
+    directory then only caches what this process read)."""
+    url = settings.storage_url
+    if url and url.startswith("s3://"):
+        return S3Storage(url, settings.data_dir / "cache")
+    if url and "://" in url and not url.startswith("file://"):
+        raise ValueError(f"STUDIO_STORAGE_URL {url!r}: use a folder, file:///folder or s3://bucket/prefix")
+    return LocalStorage(Path(url.removeprefix("file://")) if url else settings.data_dir)
+
+
+def image_store(settings) -> "ImageStore":
+    return ImageStore(open_storage(settings), settings.thumbnail_size)
+
+
+class ImageStore:
+    """Images (`images/<sha[:2]>/<sha>.<ext>`) and thumbnails on a Storage; `path()` hands back a
+    local file (a cached copy when the store is S3)."""
+
+    def __init__(self, storage: Storage | Path | str, thumbnail_size: int = 256):
+        self.storage = storage if isinstance(storage, (LocalStorage, S3Storage)) else LocalStorage(Path(storage))
         self.thumbnail_size = thumbnail_size
 
+    @property
+    def root(self) -> Path:
+        return self.storage.root if isinstance(self.storage, LocalStorage) else self.storage.cache
+
+    @staticmethod
+    def key(sha256: str, ext: str) -> str:
+        return f"images/{sha256[:2]}/{sha256}.{ext}"
+
+    def thumb_key(self, sha256: str) -> str:
+        return f"thumbs/{sha256[:2]}/{sha256}_{self.thumbnail_size}.jpg"
+
     def path(self, sha256: str, ext: str) -> Path:
-        return self.root / "images" / sha256[:2] / f"{sha256}.{ext}"
+        """A local file of the image (it does not exist when the image is not stored)."""
+        key = self.key(sha256, ext)
+        return self.storage.fetch(key) or self.storage.local(key)
+
+    def has(self, sha256: str, ext: str) -> bool:
+        return self.storage.exists(self.key(sha256, ext))
 
     def thumb_path(self, sha256: str) -> Path:
-        return self.root / "thumbs" / sha256[:2] / f"{sha256}_{self.thumbnail_size}.jpg"
+        return self.storage.local(self.thumb_key(sha256))
 
     def put(self, img: CheckedImage) -> bool:
         """Store the bytes; return True when they were new (so a failed import can undo exactly those)."""
-        dest = self.path(img.sha256, img.ext)
-        if dest.exists():
+        key = self.key(img.sha256, img.ext)
+        if self.storage.exists(key):
             return False
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(dest, img.data)
+        self.storage.put_bytes(key, img.data)
         return True
 
     def remove(self, sha256: str, ext: str) -> None:
-        self.path(sha256, ext).unlink(missing_ok=True)
-        self.thumb_path(sha256).unlink(missing_ok=True)
+        self.storage.delete(self.key(sha256, ext))
+        self.storage.delete(self.thumb_key(sha256))
+
+    def prefetch(self, items, threads: int = 16) -> None:
+        """Bring many images into the local cache at once (a no-op for a local store)."""
+        if isinstance(self.storage, LocalStorage):
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda se: self.path(*se), items))
 
     def thumbnail(self, sha256: str, ext: str) -> Path:
-        """Make the thumbnail once; later calls return the cached file."""
-        out = self.thumb_path(sha256)
-        if out.exists():
+        """Make the thumbnail once; later calls return the stored (or cached) file."""
+        key = self.thumb_key(sha256)
+        out = self.storage.fetch(key)
+        if out is not None:
             return out
         with PILImage.open(self.path(sha256, ext)) as im:
             im = im.convert("RGB")
             im.thumbnail((self.thumbnail_size, self.thumbnail_size))
             buf = io.BytesIO()
             im.save(buf, "JPEG", quality=85)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out, buf.getvalue())
-        return out
+        self.storage.put_bytes(key, buf.getvalue())
+        return self.storage.local(key)
 
 
 def _atomic_write(dest: Path, data: bytes) -> None:

@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from backend.config import Settings, get_settings
 from backend.db import bulk_insert, make_engine, make_sessionmaker
-from backend.models import Label, Prediction, Run, RunKind, RunStatus, Snapshot
-from backend.runs import LOG_TAIL, RunConfig, log_line, now, run_dir
-from backend.storage import ImageStore
+from backend.models import Label, Prediction, Run, RunKind, RunStatus
+from backend.runs import LOG_TAIL, RunConfig, load_snapshot, log_line, now, run_dir, store_results
+from backend.storage import image_store
 from worker.lease import Lease, LeaseLost, default_worker_id
 from worker.types import Box, Sample
 
@@ -90,12 +90,13 @@ class Executor:
             self.metrics = dict(run.metrics or {})
             self.tail = deque(run.log_tail or [], maxlen=LOG_TAIL)
             self.history = list(run.loss_history or [])
-            self.snapshot = s.get(Snapshot, run.snapshot_id).content if run.snapshot_id else None
+            self.snapshot = load_snapshot(s, run.snapshot_id) if run.snapshot_id else None  # streamed rows
             self.labels = [n for (n,) in s.execute(select(Label.name).where(Label.project_id == run.project_id)
                                                    .order_by(Label.id))]
             if self.snapshot:  # the classes as they were frozen
                 self.labels = list(self.snapshot["labels"])
-        self.store = ImageStore(settings.data_dir)
+        self.store = image_store(settings)  # S3: images and run outputs are cached under data_dir
+        self.storage = self.store.storage
         self.out = run_dir(settings, self.run_id)
         self._last_write = 0.0
         self._last_cancel_check = 0.0
@@ -263,13 +264,13 @@ class Executor:
         sizes = {im["id"]: (im["width"], im["height"]) for im in self.snapshot["images"]}
         rows: list[tuple] = []
         out: dict = {}
+        per_image = None
         det_preds = preds[: len(det)]
         if det:
             truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
             m = detection_metrics(truths, det_preds, classes=self.labels)
             per_image = m.pop("per_image")
             out = m
-            self.metrics.setdefault("per_image", {})[phase] = per_image
             for p in det_preds:
                 rows += _box_rows(self.run_id, phase, p)
         if vqa:
@@ -289,6 +290,8 @@ class Executor:
         with self.sm() as s:
             s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id, Prediction.phase == phase))
             bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
+            if per_image is not None:  # rows, so the gallery sorts and pages in SQL
+                store_results(s, self.run_id, phase, per_image, {im["id"]: im["split"] for im in self.snapshot["images"]})
             self.tail.append(log_line(f"{phase}: {summary(out)}"))
             self.write(s, metrics=self.metrics, progress=hi)
         return out
@@ -319,7 +322,13 @@ class Executor:
 
     def _adapter_of(self, run_id: int) -> str:
         with self.sm() as s:
-            return s.scalar(select(Run.adapter_path).where(Run.id == run_id))
+            return str(self.storage.fetch_dir(s.scalar(select(Run.adapter_path).where(Run.id == run_id))))
+
+    def _push(self, local: Path, *, mirror: bool = False, last: str | None = None) -> str:
+        """Put a folder under the run's output folder into the store; return the ref a row keeps."""
+        key = f"runs/{self.run_id}/{Path(local).resolve().relative_to(self.out).as_posix()}"
+        self.storage.push_dir(key, local, mirror=mirror, last=last)
+        return self.storage.ref(key)
 
     # ------------------------------------------------------------ kinds
     def train(self) -> str:
@@ -327,6 +336,7 @@ class Executor:
         from worker.training import Progress, latest_checkpoint, train
 
         device = self.device()
+        self.store.prefetch({(im["sha256"], im["ext"]) for im in self.snapshot["images"]})
         train_s = self.train_samples()
         det, vqa = self.eval_samples()
         self.say(f"snapshot: {len(train_s)} training samples, {len(det)} held-out images, {len(vqa)} held-out "
@@ -340,6 +350,7 @@ class Executor:
         self.out.mkdir(parents=True, exist_ok=True)
         tc = TrainConfig.from_dict({**self.cfg.train_dict(str(self.out)), "device": device})
         resume = None
+        self._pull_checkpoints()  # another machine's attempt left them in the store
         try:
             ck = latest_checkpoint(self.out)
             resume = self.out
@@ -361,6 +372,10 @@ class Executor:
                 self.tail.append(log_line(f"train: step {p.step}/{p.total} loss {p.loss:.4f} lr {p.learning_rate:.2e} "
                                           f"{p.samples_per_s:.1f} samples/s"))
             at_ck = bool(tc.checkpoint_every) and p.step % tc.checkpoint_every == 0
+            if at_ck:
+                from worker.training import STATE_NAME
+
+                self._push(self.out / "checkpoints", mirror=True, last=STATE_NAME)
             if at_ck or p.step == p.total or time.monotonic() - self._last_write > 0.5:
                 self.write(phase="train", step=p.step, total_steps=p.total, progress=lo + (hi - lo) * p.step / p.total,
                            loss_history=self.history, learning_rate=p.learning_rate, samples_per_s=p.samples_per_s,
@@ -368,11 +383,17 @@ class Executor:
 
         self.say(f"train: {tc.method} rank {tc.rank}, {tc.max_steps or tc.epochs} {'steps' if tc.max_steps else 'epochs'}",
                  phase="train")
+        if self.cfg.devices > 1:  # one machine, N processes (torchrun + DDP); same progress, checkpoints, cancel
+            from functools import partial
+
+            from worker.distributed import train_distributed
+
+            train = partial(train_distributed, devices=self.cfg.devices)
         result = train(tc, train_s, val_samples=(det + vqa)[:VAL_SAMPLES], progress=progress,
                        should_cancel=self.should_cancel, resume_from=resume)
         if result.val_losses:  # the held-out loss (every eval_every steps and at the end): the chart's second line
             self.metrics["val_loss"] = [[st, v] for st, v in result.val_losses]
-        values = dict(adapter_path=str(result.adapter_dir), adapter_bytes=result.adapter_bytes, step=result.steps,
+        values = dict(adapter_path=self._push(result.adapter_dir), adapter_bytes=result.adapter_bytes, step=result.steps,
                       loss_history=self.history, metrics=self.metrics)
         if result.cancelled:
             return self.finish(RunStatus.cancelled, f"cancelled at step {result.steps}; the adapter of that step is kept",
@@ -382,8 +403,21 @@ class Executor:
         self.evaluate(model, processor, family, "after", det, vqa)
         return self.finish(RunStatus.succeeded, "succeeded", progress=1.0, phase="done")
 
+    def _pull_checkpoints(self) -> None:
+        from worker.training import STATE_NAME
+
+        ck_root = self.out / "checkpoints"
+        self.storage.pull_dir(f"runs/{self.run_id}/checkpoints", ck_root)
+        for ck in ck_root.glob("step-*[0-9]"):
+            if not (ck / STATE_NAME).exists():  # its upload was cut short: not a checkpoint
+                import shutil
+
+                shutil.rmtree(ck, ignore_errors=True)
+
     def evaluate_only(self) -> str:
         device = self.device()
+        if self.snapshot:
+            self.store.prefetch({(im["sha256"], im["ext"]) for im in self.snapshot["images"]})
         det, vqa = self.eval_samples()
         if self.cfg.adapter_run_id is not None:
             model, processor, family = self._load_adapter(self._adapter_of(self.cfg.adapter_run_id), device)
@@ -406,6 +440,7 @@ class Executor:
         with self.sm() as s:
             ims = s.execute(select(Image.id, Image.sha256, Image.ext).where(Image.id.in_(self.cfg.image_ids))
                             .order_by(Image.id)).all()
+        self.store.prefetch([(sha, ext) for _, sha, ext in ims])
         samples = [Sample(image=self.store.path(sha, ext), task="detect", classes=list(self.labels), image_id=iid)
                    for iid, sha, ext in ims]
         self.say(f"predict: {len(samples)} images", phase="predict")
@@ -477,9 +512,11 @@ def summary(m: dict) -> str:
 # ------------------------------------------------------------ merge
 def merge_run(run_id: int, settings: Settings | None = None) -> str:
     """Merge a succeeded train run's adapter into its base; the merged model lands in the run's folder."""
+    from backend.storage import open_storage
     from worker.training import merge
 
     settings = settings or get_settings()
+    storage = open_storage(settings)
     sm = _sessionmaker(settings.resolved_database_url())
     with sm() as s:
         run = s.get(Run, run_id)
@@ -491,13 +528,14 @@ def merge_run(run_id: int, settings: Settings | None = None) -> str:
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
-    merge(base, adapter, tmp)
+    merge(base, storage.fetch_dir(adapter), tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+    storage.push_dir(f"runs/{run_id}/merged", out, mirror=True)
     with sm() as s:
         tail = list(s.get(Run, run_id).log_tail or [])[-LOG_TAIL + 1:]
         s.execute(update(Run).where(Run.id == run_id).values(
-            merged_path=str(out), version=Run.version + 1,
+            merged_path=storage.ref(f"runs/{run_id}/merged"), version=Run.version + 1,
             log_tail=tail + [log_line(f"merged the adapter into the base: {out}")]))
         s.commit()
     return str(out)

@@ -503,6 +503,7 @@ def train(
     progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     resume_from: str | Path | None = None,
+    dist=None,  # worker.distributed.Dist: this process is one rank of several (DDP)
 ) -> TrainResult:
     from worker.families import get_family
 
@@ -532,6 +533,8 @@ def train(
                              group_by_length=cfg.group_by_length, mega_batch_factor=cfg.mega_batch_factor,
                              task_weights=cfg.task_weights or None)
 
+    if dist is not None:
+        epoch_fn = dist.shard_batches(epoch_fn)
     per_epoch = len(epoch_fn(0))
     if per_epoch == 0:
         raise EmptyDataset(f"task_weights {cfg.task_weights} leave no training sample in an epoch")
@@ -590,6 +593,7 @@ def train(
         return v
 
     model.train()
+    fwd = model if dist is None else dist.wrap(model)
     it = iter(loader)
     cancelled = False
     t_start, steps_this_run = time.perf_counter(), 0
@@ -607,10 +611,10 @@ def train(
                 batch = _to_device(batch, cfg.device, dtype)
                 tokens_real += int(batch["attention_mask"].sum())
                 tokens_total += batch["attention_mask"].numel()
-                s, k = token_loss(model, batch)
-                loss = s / max(k, 1)
+                s, k = token_loss(fwd, batch)
+                loss = s / max(k, 1) if dist is None else dist.loss(s, k)
                 (loss / cfg.grad_accum).backward()
-                step_loss += float(loss.detach()) / cfg.grad_accum
+                step_loss += (float(loss.detach()) if dist is None else dist.global_loss(loss)) / cfg.grad_accum
                 n_samples += n
                 position = (epoch, bi + 1)
             if cfg.max_grad_norm:

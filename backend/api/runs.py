@@ -8,16 +8,16 @@ import asyncio
 import json
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from backend.api.disposition import content_disposition
-from backend.api.deps import Id, DB, CurrentUser, SettingsDep, get_project, project_row
+from backend.api.deps import Id, DB, CurrentUser, SettingsDep, Store, get_project, project_row
 from backend.errors import Conflict, InvalidInput
 from backend.models import (
     FINISHED,
@@ -31,10 +31,13 @@ from backend.models import (
     Run,
     RunKind,
     RunStatus,
+    RunImageResult,
     Snapshot,
+    SnapshotBox,
+    SnapshotImage,
     User,
 )
-from backend.runs import cancel_run, create_run, list_runs, reap_run, run_dir, run_view
+from backend.runs import RESULT_STATS, cancel_run, create_run, list_runs, reap_run, run_dir, run_view
 from backend.schemas import INT32_MAX, AcceptIn, AcceptOut, RunCreate
 
 router = APIRouter(tags=["runs"])
@@ -115,17 +118,19 @@ def cancel(db: DB, user: CurrentUser, run_id: Id) -> dict:
     return run_view(cancel_run(db, run_for(db, user, run_id, Role.annotator)))
 
 
-def _adapter_dir(run: Run) -> Path:
-    if not run.adapter_path or not Path(run.adapter_path).is_dir():
+def _adapter_dir(run: Run, storage) -> Path:
+    """The adapter folder on this machine (fetched once from the store when that is S3)."""
+    d = storage.fetch_dir(run.adapter_path) if run.adapter_path else None
+    if d is None or not d.is_dir():
         raise HTTPException(404, f"run {run.id} has no adapter (status {run.status.value})")
-    return Path(run.adapter_path)
+    return d
 
 
 @router.get("/runs/{run_id}/adapter", response_class=FileResponse)
-def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> FileResponse:
+def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, store: Store, run_id: Id) -> FileResponse:
     """The adapter folder as a zip (built once, next to the run's outputs)."""
     run = run_for(db, user, run_id)
-    src = _adapter_dir(run)
+    src = _adapter_dir(run, store.storage)
     out = run_dir(settings, run.id) / f"adapter-{Path(src).parent.name}.zip"
     newest = max(f.stat().st_mtime for f in src.rglob("*") if f.is_file())
     if not out.is_file() or out.stat().st_mtime < newest:
@@ -142,7 +147,7 @@ def adapter_zip(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) ->
 
 
 @router.post("/runs/{run_id}/merge", status_code=status.HTTP_202_ACCEPTED)
-def merge(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> dict:
+def merge(db: DB, user: CurrentUser, settings: SettingsDep, store: Store, run_id: Id) -> dict:
     """Queue the merge of the adapter into the base (a gpu-queue task; the merged model is written
     to the run's folder and `merged` turns true on the run)."""
     from worker.celery_app import producer
@@ -150,7 +155,7 @@ def merge(db: DB, user: CurrentUser, settings: SettingsDep, run_id: Id) -> dict:
     run = run_for(db, user, run_id, Role.annotator)
     if run.kind != RunKind.train or run.status != RunStatus.succeeded:
         raise Conflict(f"run {run.id} is not a succeeded train run; only its adapter can be merged")
-    _adapter_dir(run)
+    _adapter_dir(run, store.storage)
     producer(settings).send_task("studio.merge_adapter", args=[run.id], queue=settings.queue_prefix + "gpu")
     return {"run_id": run.id, "queued": True, "merged": bool(run.merged_path)}
 
@@ -184,63 +189,79 @@ def predictions(db: DB, user: CurrentUser, run_id: Id, image_id: Id | None = Non
 ERROR_STAT = {"missed": "fn", "false_box": "fp", "wrong_label": "wrong_label"}  # gallery filter -> per-image stat
 
 
+def _stats(r: RunImageResult, phase: str) -> dict | None:
+    if getattr(r, f"f1_{phase}") is None:
+        return None
+    return {"image_id": r.image_id, **{k: getattr(r, f"{k}_{phase}") for k in RESULT_STATS}}
+
+
 @router.get("/runs/{run_id}/gallery")
 def gallery(db: DB, user: CurrentUser, run_id: Id,
             sort: Literal["most_improved", "most_regressed", "image"] = "most_improved",
             label: str | None = None, error: Literal["missed", "false_box", "wrong_label"] | None = None,
+            split: Annotated[str | None, Query(max_length=32)] = None,
             offset: int = Query(0, ge=0, le=INT32_MAX), limit: int = Query(50, ge=1, le=500)) -> dict:
     """Per held-out image: ground truth, before and after boxes (with scores), per-image stats
     (tp, fp, fn, wrong_label, f1) before / after and the change of f1. `error` keeps images that
-    still have that error after fine-tuning (or in the only phase of an evaluate run)."""
+    still have that error after fine-tuning (or in the only phase of an evaluate run). Sorted,
+    filtered and paged in SQL over the run's result rows (only the page is loaded)."""
     run = run_for(db, user, run_id)
-    per = (run.metrics or {}).get("per_image") or {}
-    before = {r["image_id"]: r for r in per.get("before", [])}
-    after = {r["image_id"]: r for r in per.get("after", [])}
-    snap = db.get(Snapshot, run.snapshot_id) if run.snapshot_id else None
-    ims = {im["id"]: im for im in (snap.content["images"] if snap else [])}
-    ids = [i for i in ims if i in before or i in after]
-    items = []
-    for iid in ids:
-        b, a = before.get(iid), after.get(iid)
-        if error is not None and not (a or b)[ERROR_STAT[error]]:
-            continue
-        change = a["f1"] - b["f1"] if a and b else None
-        items.append((iid, b, a, change))
+    R = RunImageResult
+    conds = [R.run_id == run.id]
+    if split is not None:
+        conds.append(R.split == split)
+    if error is not None:
+        stat = ERROR_STAT[error]
+        conds.append(func.coalesce(getattr(R, f"{stat}_after"), getattr(R, f"{stat}_before")) > 0)
     if label is not None:
         from worker.codecs import norm_label  # torch-free
 
-        with_pred = set(db.scalars(select(Prediction.image_id).where(
-            Prediction.run_id == run.id, Prediction.label == label).distinct()))
-        items = [t for t in items if t[0] in with_pred or any(norm_label(g[0]) == norm_label(label)
-                                                              for g in ims[t[0]]["boxes"])]
+        snap = db.get(Snapshot, run.snapshot_id) if run.snapshot_id else None
+        gt = [n for n in ((snap.content or {}).get("labels", []) if snap else []) if norm_label(n) == norm_label(label)]
+        has = [exists().where(Prediction.run_id == run.id, Prediction.phase.in_(["before", "after"]),
+                              Prediction.image_id == R.image_id, Prediction.label == label)]
+        if gt:
+            has.append(exists().where(SnapshotBox.snapshot_id == run.snapshot_id, SnapshotBox.image_id == R.image_id,
+                                      SnapshotBox.label.in_(gt)))
+        conds.append(or_(*has))
+    total = db.scalar(select(func.count()).select_from(R).where(*conds))
     if sort == "image":
-        items.sort(key=lambda t: t[0])
+        order = [R.image_id]
     else:
-        sign = -1 if sort == "most_improved" else 1
-        items.sort(key=lambda t: (t[3] is None, sign * (t[3] or 0), t[0]))
-    page = items[offset: offset + limit]
+        order = [R.change.is_(None), R.change.desc() if sort == "most_improved" else R.change.asc(), R.image_id]
+    page = db.scalars(select(R).where(*conds).order_by(*order).offset(offset).limit(limit)).all()
+    ids = [r.image_id for r in page]
     boxes: dict[tuple[int, str], list] = {}
     raws: dict[tuple[int, str], str | None] = {}
+    ims: dict[int, SnapshotImage] = {}
+    gts: dict[int, list] = {}
     if page:
         for p in db.scalars(select(Prediction).where(
                 Prediction.run_id == run.id, Prediction.task == "detect", Prediction.label.is_not(None),
-                Prediction.image_id.in_([t[0] for t in page])).order_by(Prediction.id)):
+                Prediction.image_id.in_(ids)).order_by(Prediction.id)):
             boxes.setdefault((p.image_id, p.phase), []).append(
                 {"label": p.label, "box": [p.x1, p.y1, p.x2, p.y2], "score": p.score})
+        ims = {im.image_id: im for im in db.scalars(select(SnapshotImage).where(
+            SnapshotImage.snapshot_id == run.snapshot_id, SnapshotImage.image_id.in_(ids)))}
+        for b in db.scalars(select(SnapshotBox).where(SnapshotBox.snapshot_id == run.snapshot_id,
+                                                      SnapshotBox.image_id.in_(ids)).order_by(SnapshotBox.box_id)):
+            gts.setdefault(b.image_id, []).append({"label": b.label, "box": [b.x1, b.y1, b.x2, b.y2]})
         for iid, phase, raw in db.execute(select(Prediction.image_id, Prediction.phase, Prediction.raw_text).where(
                 Prediction.run_id == run.id, Prediction.task == "detect",
-                Prediction.image_id.in_([t[0] for t in page])).order_by(Prediction.id)):
+                Prediction.image_id.in_(ids)).order_by(Prediction.id)):
             raws.setdefault((iid, phase), raw)  # the model's raw output: one text per image and phase
     out = []
-    for iid, b, a, change in page:
-        im = ims[iid]
-        out.append({"image_id": iid, "file_name": im["file_name"], "width": im["width"], "height": im["height"],
-                    "ground_truth": [{"label": g[0], "box": g[1:5]} for g in im["boxes"]],
-                    "before": boxes.get((iid, "before"), []) if b else None,
-                    "after": boxes.get((iid, "after"), []) if a else None,
-                    "stats_before": b, "stats_after": a, "change": change,
-                    "raw_before": raws.get((iid, "before")), "raw_after": raws.get((iid, "after"))})
-    return {"items": out, "total": len(items)}
+    for r in page:
+        im = ims.get(r.image_id)
+        b, a = _stats(r, "before"), _stats(r, "after")
+        out.append({"image_id": r.image_id, "file_name": im.file_name if im else None,
+                    "width": im.width if im else None, "height": im.height if im else None, "split": r.split,
+                    "ground_truth": gts.get(r.image_id, []),
+                    "before": boxes.get((r.image_id, "before"), []) if b else None,
+                    "after": boxes.get((r.image_id, "after"), []) if a else None,
+                    "stats_before": b, "stats_after": a, "change": r.change,
+                    "raw_before": raws.get((r.image_id, "before")), "raw_after": raws.get((r.image_id, "after"))})
+    return {"items": out, "total": total}
 
 
 @router.post("/runs/{run_id}/accept", response_model=AcceptOut)

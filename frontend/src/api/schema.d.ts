@@ -740,7 +740,8 @@ export interface paths {
          * Gallery
          * @description Per held-out image: ground truth, before and after boxes (with scores), per-image stats
          *     (tp, fp, fn, wrong_label, f1) before / after and the change of f1. `error` keeps images that
-         *     still have that error after fine-tuning (or in the only phase of an evaluate run).
+         *     still have that error after fine-tuning (or in the only phase of an evaluate run). Sorted,
+         *     filtered and paged in SQL over the run's result rows (only the page is loaded).
          */
         get: operations["gallery_api_runs__run_id__gallery_get"];
         put?: never;
@@ -6550,6 +6551,7 @@ export interface operations {
                 sort?: "most_improved" | "most_regressed" | "image";
                 label?: string | null;
                 error?: ("missed" | "false_box" | "wrong_label") | null;
+                split?: string | null;
                 offset?: number;
                 limit?: number;
             };
