@@ -205,7 +205,8 @@ def test_studio_up_serves_the_api_and_a_worker(tmp_path, tiny_paligemma):
     env = {**env_of(settings), "STUDIO_PORT": str(port)}
     env.pop("CELERY_BROKER_URL")  # the embedded default
     out = open(tmp_path / "up.log", "wb")
-    p = subprocess.Popen([sys.executable, "-m", "backend.cli", "up"], env=env, cwd=ROOT, stdout=out,
+    # --empty: no demo project, so the one worker is not busy building the demo model (tests/models covers that)
+    p = subprocess.Popen([sys.executable, "-m", "backend.cli", "up", "--empty"], env=env, cwd=ROOT, stdout=out,
                          stderr=subprocess.STDOUT, start_new_session=True)
     try:
         text = wait_for(lambda: (t := (tmp_path / "up.log").read_text()) and "admin API token" in t and t, 60, 0.2,
