@@ -198,6 +198,38 @@ def check_model(family: str, base_model: str) -> None:
         raise InvalidInput(f"config.base_model: model folder {base_model} does not exist (and it is not a hub id 'org/name')")
 
 
+# ---------------------------------------------------------------- memory estimate
+def estimate_run(session: Session, project_id: int, kind: str, config: dict) -> dict:
+    """Validate like create_run, then worker.estimate's peak-memory estimate from the base's
+    config.json (meta device: no weights), for the project's largest image of the train split.
+    The GPU is the worker's: device_gb / fits are known only where this process sees a CUDA device."""
+    if kind not in {k.value for k in RunKind}:
+        raise InvalidInput(f"kind: {kind!r} is not one of train, evaluate, predict")
+    cfg = parse_config(kind, config)
+    if cfg.adapter_run_id is not None:
+        src = _adapter_run(session, project_id, cfg.adapter_run_id)
+        cfg.family = cfg.family or src.config.get("family")
+        cfg.base_model = cfg.base_model or src.config.get("base_model")
+    check_model(cfg.family, cfg.base_model)
+    from worker.train_config import TrainConfig
+
+    tc = TrainConfig.from_dict(cfg.train_dict("<run dir>"))
+    big = session.execute(select(Image.width, Image.height).where(Image.project_id == project_id,
+                                                                  Image.split == cfg.train_split)
+                          .order_by((Image.width * Image.height).desc()).limit(1)).first()
+    device = "cpu" if cfg.device == "cpu" else "cuda"
+    try:
+        from worker.estimate import device_gb, estimate_config
+
+        est = estimate_config(tc, image_size=tuple(big) if big else (1024, 768), device=device,
+                              eval_batch_size=cfg.eval_batch_size,
+                              max_new_tokens=256 if cfg.max_new_tokens == "auto" else cfg.max_new_tokens,
+                              device_gb=device_gb(device))
+    except (OSError, ValueError) as e:  # a hub id whose config.json cannot be fetched here
+        raise InvalidInput(f"config.base_model: cannot read the config.json of {cfg.base_model}: {e}") from None
+    return est
+
+
 # ---------------------------------------------------------------- snapshot
 def _split_has_images(session: Session, project_id: int, split: str) -> bool:
     return session.scalar(select(Image.id).where(Image.project_id == project_id, Image.split == split)

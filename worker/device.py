@@ -32,6 +32,8 @@ def resolve_dtype(name: str, device: str) -> str:
     if name != "auto":
         return name
     if str(device).startswith("cuda"):
+        if not torch.cuda.is_available():  # estimating for a GPU elsewhere: Ampere or newer
+            return "bfloat16"
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     return "float32"
 

@@ -540,6 +540,12 @@ def train(
             raise EmptyDataset(f"task_weights {cfg.task_weights} give weight 0 to every task present ({sorted(present)})")
     family = get_family(cfg.family)
     sizes = _check_samples(train_samples, family)
+    if str(cfg.device).startswith("cuda"):  # refuse now what would run out of memory an hour in
+        from worker.estimate import check_fits, device_gb, estimate_config
+
+        big = max(sizes, key=lambda wh: wh[0] * wh[1])
+        check_fits(estimate_config(cfg, image_size=big, device=cfg.device, device_gb=device_gb(cfg.device)),
+                   cfg.device)
     out_dir = Path(cfg.output_dir)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
