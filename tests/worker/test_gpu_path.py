@@ -180,3 +180,35 @@ def test_adapter_in_training_dtype_and_merge_in_half(tiny_models, tmp_path):
     assert cfg.get("dtype", cfg.get("torch_dtype")) == "bfloat16"
     merged = load_file(next(out.glob("*.safetensors")))
     assert all(v.dtype == torch.bfloat16 for v in merged.values() if v.is_floating_point())
+
+
+# --------------------------------------------------------------------------- structure
+def test_detection_targets_come_from_the_snapshot_boxes_only(tmp_path):
+    from backend.runs import RunConfig
+    from backend.storage import ImageStore
+    from worker.runner import Executor
+
+    ex = Executor.__new__(Executor)  # the sample builders only read these
+    ex.cfg = RunConfig(family="paligemma", base_model="org/m", tasks={"detect": 1.0, "vqa": 0.0})
+    ex.labels, ex.store = ["kart", "banana"], ImageStore(tmp_path)
+    stale = {"task": "detect", "classes": ["kart"], "boxes": [{"label": "kart", "x1": 0, "y1": 0, "x2": 5, "y2": 5}]}
+    ex.snapshot = {"labels": ex.labels, "images": [{
+        "id": 1, "sha256": "ab" * 32, "ext": ".png", "split": "train", "width": 64, "height": 48,
+        "boxes": [["kart", 10, 10, 30, 30], ["banana", 1, 2, 3, 4]],
+        "qa": [[7, "detection", "t", "detect kart", "{box0}", json.dumps(stale)]]}]}
+    (s,) = ex.train_samples()
+    assert s.classes == ["kart"] and [(b.label, b.x1, b.x2) for b in s.boxes] == [("kart", 10.0, 30.0)]
+
+
+def test_ml_core_imports_no_web_or_database_layer_and_the_backend_no_torch():
+    import subprocess
+    import sys
+
+    core = subprocess.run([sys.executable, "-c", "import sys, worker.training, worker.inference, worker.estimate, "
+                           "worker.decoding, worker.families, worker.tiny; print(sorted({m.split('.')[0] for m in "
+                           "sys.modules} & {'backend', 'sqlalchemy', 'fastapi', 'celery'}))"],
+                          capture_output=True, text=True, check=True)
+    assert core.stdout.strip() == "[]"
+    api = subprocess.run([sys.executable, "-c", "import sys, backend.runs, backend.api.runs; "
+                          "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert api.stdout.strip() == "False"
