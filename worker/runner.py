@@ -27,7 +27,6 @@ from collections import defaultdict, deque
 from functools import lru_cache
 from pathlib import Path
 
-import torch
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
