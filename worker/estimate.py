@@ -12,7 +12,7 @@ and the Linear layers LoRA will wrap; the arithmetic then follows what the train
   compute dtype, twice (LoRA's dropout copy, norms, activation functions): 2 x sum(in + out) bytes.
   With gradient checkpointing only each layer's input is kept, plus one layer recomputed.
 - logits: only the answer positions reach the LM head (training.token_loss): answer tokens x
-  vocabulary x (compute dtype + fp32 copy + log-softmax + grad).
+  vocabulary x (compute dtype + fp32 copy + log-softmax; Gemma 2's soft-capping 3 more).
 - evaluation: weights as evaluation loads them (worker.device.eval_precision) + the KV cache of
   an eval batch + one layer's prefill.
 On CUDA a fixed 0.6 GB (context, cuBLAS workspace) and 10 % allocator slack are added.
@@ -176,7 +176,10 @@ def estimate(family, config, *, method: str = "lora", bits: int = 4, compute_dty
             # CPU attention keeps the (heads x seq x seq) probabilities per layer (no flash kernel)
             heads = tc.num_attention_heads
             act += (1 if ckpt else c.layers) * batch_size * heads * seq * seq * ab * 2
-    logits = batch_size * answer_tokens * vocab * (ab + 4 + 4 + 4)
+    # per answer position x vocabulary: the head's output, its fp32 copy (none in fp32), the
+    # log-softmax kept for backward; Gemma 2's final-logit soft-capping keeps three more copies
+    softcap = 3 * ab if getattr(tc, "final_logit_softcapping", None) else 0
+    logits = batch_size * answer_tokens * vocab * (ab + (4 if ab < 4 else 0) + 4 + softcap)
     train_peak = weights + lora + act + logits
 
     e_dtype, quant, _ = eval_precision(

@@ -544,8 +544,14 @@ def train(
         from worker.estimate import check_fits, device_gb, estimate_config
 
         big = max(sizes, key=lambda wh: wh[0] * wh[1])
-        check_fits(estimate_config(cfg, image_size=big, device=cfg.device, device_gb=device_gb(cfg.device)),
-                   cfg.device)
+        try:
+            est = estimate_config(cfg, image_size=big, device=cfg.device, device_gb=device_gb(cfg.device))
+        except Exception as e:  # noqa: BLE001 - an estimate that cannot be made must not block the run
+            import logging
+
+            logging.getLogger("studio.training").warning("no memory estimate for %s: %s", cfg.base_model, e)
+        else:
+            check_fits(est, cfg.device)
     out_dir = Path(cfg.output_dir)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
