@@ -144,7 +144,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--families", default="paligemma,qwen2_vl,qwen2_5_vl,smolvlm")
     ap.add_argument("--seq", type=int, default=1000, help="training sequence length to aim for")
-    ap.add_argument("--objects", type=int, default=6, help="boxes in the answer")
+    ap.add_argument("--objects", type=int, default=4, help="boxes in the answer")
     ap.add_argument("--eval-batch", type=int, default=4)
     ap.add_argument("--new-tokens", type=int, default=48)
     a = ap.parse_args()

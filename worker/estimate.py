@@ -141,9 +141,14 @@ def estimate(family, config, *, method: str = "lora", bits: int = 4, compute_dty
     frozen = {"vision": freeze_vision, "projector": freeze_projector, "language": freeze_language}
     tc = config.get_text_config()
     vocab = tc.vocab_size
+    # language_params already holds a separate lm_head; a meta model may not be tied yet although
+    # the config ties it (then the real model has one matrix, not two)
     lm_head = model.get_output_embeddings()
-    tied = lm_head is None or lm_head.weight is model.get_input_embeddings().weight
-    head = 0 if tied else lm_head.weight.numel()
+    tie = getattr(config, "tie_word_embeddings", None)
+    if tie is None:
+        tie = getattr(tc, "tie_word_embeddings", False)
+    if tie and lm_head is not None and lm_head.weight is not model.get_input_embeddings().weight:
+        counts["language"].params -= lm_head.weight.numel()
 
     def weight_bytes(quant: bool, other_bytes: float) -> float:
         total = 0.0
@@ -151,7 +156,7 @@ def estimate(family, config, *, method: str = "lora", bits: int = 4, compute_dty
             lin = c.linear_params
             wb = (0.5 + 4 / 64 + 0.01 if bits == 4 else 1 + 4 / 128) if quant else ab
             total += lin * wb + (c.params - lin) * other_bytes
-        return total + head * other_bytes
+        return total
 
     qlora = method == "qlora"
     weights = weight_bytes(qlora, 4 if qlora else ab)
@@ -173,9 +178,11 @@ def estimate(family, config, *, method: str = "lora", bits: int = 4, compute_dty
         else:
             act += full
         if not on_cuda and part == "language":
-            # CPU attention keeps the (heads x seq x seq) probabilities per layer (no flash kernel)
+            # CPU attention keeps (heads x seq x seq) probabilities per layer (its SDPA falls back to
+            # the math kernel with these models' masks); 1.5 copies, calibrated by bench_memory.py.
+            # On CUDA the flash / memory-efficient kernels keep no such matrix.
             heads = tc.num_attention_heads
-            act += (1 if ckpt else c.layers) * batch_size * heads * seq * seq * ab * 2
+            act += (1 if ckpt else c.layers) * batch_size * heads * seq * seq * ab * 1.5
     # per answer position x vocabulary: the head's output, its fp32 copy (none in fp32), the
     # log-softmax kept for backward; Gemma 2's final-logit soft-capping keeps three more copies
     softcap = 3 * ab if getattr(tc, "final_logit_softcapping", None) else 0

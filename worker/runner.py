@@ -157,16 +157,19 @@ class Executor:
             return self.finish(RunStatus.failed, f"failed: {msg}", error=msg, traceback=traceback.format_exc())
 
     def device(self) -> str:
+        import torch
+
         from worker.device import pick_device
 
-        device = pick_device(self.cfg.device or self.settings.device)
+        requested = self.cfg.device or self.settings.device
         if self.cfg.method == "qlora":
             # bitsandbytes must run a quantised op there, or the run fails now with the reason
             from worker.device import resolve_dtype
             from worker.training import DTYPES, probe_quantization
 
-            probe_quantization(self.cfg.bits, device, DTYPES[resolve_dtype(self.cfg.compute_dtype, device)])
-        return device
+            where = ("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested
+            probe_quantization(self.cfg.bits, where, DTYPES[resolve_dtype(self.cfg.compute_dtype, where)])
+        return pick_device(requested)
 
     # ------------------------------------------------------------ samples
     def _image_path(self, im: dict) -> Path:

@@ -39,7 +39,7 @@ def test_a_7b_qlora_run_fits_24gb_and_lora_fp32_does_not():
     cfg = _qwen7b()
     q = estimate(fam, cfg, method="qlora", bits=4, compute_dtype="bfloat16", device="cuda", batch_size=2,
                  max_pixels=1280 * 28 * 28, image_size=(1280, 960), device_gb=24)
-    assert 8.0 < q["parts"]["weights"] < 11.0  # ~4 GB of 4-bit Linears + fp32 embeddings / head / norms
+    assert 7.0 < q["parts"]["weights"] < 9.0  # ~3.8 GB of 4-bit Linears + 4.4 GB fp32 embeddings and head
     assert 7.0e9 < sum(q["params"].values()) < 9.0e9 and q["fits"] is True
     full = estimate(fam, cfg, method="lora", compute_dtype="float32", device="cuda", batch_size=2,
                     image_size=(1280, 960), device_gb=24)
