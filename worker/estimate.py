@@ -177,10 +177,11 @@ def estimate(family, config, *, method: str = "lora", bits: int = 4, compute_dty
             act += c.layers * tokens[part] * max(c.hidden, 1) * ab + full / max(c.layers, 1)
         else:
             act += full
-        if not on_cuda and part == "language":
-            # CPU attention keeps (heads x seq x seq) probabilities per layer (its SDPA falls back to
-            # the math kernel with these models' masks); 1.5 copies, calibrated by bench_memory.py.
-            # On CUDA the flash / memory-efficient kernels keep no such matrix.
+        if not on_cuda and part == "language" and tc.model_type != "llama":
+            # CPU attention keeps (heads x seq x seq) probabilities per layer: its SDPA takes the
+            # math kernel with the explicit masks of Gemma 2 (prefix-LM, eager) and Qwen (M-RoPE);
+            # a Llama's plain causal mask gets the flash kernel. 1.5 copies, calibrated by
+            # bench/bench_memory.py. On CUDA the flash / memory-efficient kernels keep no such matrix.
             heads = tc.num_attention_heads
             act += (1 if ckpt else c.layers) * batch_size * heads * seq * seq * ab * 1.5
     # per answer position x vocabulary: the head's output, its fp32 copy (none in fp32), the
