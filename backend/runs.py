@@ -227,6 +227,9 @@ def estimate_run(session: Session, project_id: int, kind: str, config: dict) -> 
                               device_gb=device_gb(device))
     except (OSError, ValueError) as e:  # a hub id whose config.json cannot be fetched here
         raise InvalidInput(f"config.base_model: cannot read the config.json of {cfg.base_model}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a config the estimate does not understand: say so, never a 500
+        raise InvalidInput(f"config.base_model: cannot estimate the memory of {cfg.base_model}: "
+                           f"{type(e).__name__}: {e}") from None
     return est
 
 

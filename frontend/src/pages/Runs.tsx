@@ -218,7 +218,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
       )}
       {train && estimate && (
         <p role="status" className={estimate.fits === false ? "error" : "muted"} data-testid="estimate">
-          {"error" in estimate ? `memory estimate: ${estimate.error}` : estimateText(estimate)}
+          {"pending" in estimate ? "estimating the peak GPU memory…" : "error" in estimate && estimate.error !== undefined ? `memory estimate: ${estimate.error}` : estimateText(estimate as Estimate)}
         </p>
       )}
       <button type="submit" className="primary" disabled={busy}>{busy ? "Launching…" : "Launch"}</button>
@@ -228,13 +228,16 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
 }
 
 /** The run's pre-flight memory estimate (POST runs with dry_run), refreshed as the form changes. */
-function useEstimate(pid: number, f: LaunchForm): (Estimate & { error?: undefined }) | { error: string; fits?: undefined } | null {
-  const [est, setEst] = useState<(Estimate & { error?: undefined }) | { error: string; fits?: undefined } | null>(null);
+type EstimateState = (Estimate & { error?: undefined }) | { error: string; fits?: undefined; pending?: true };
+
+function useEstimate(pid: number, f: LaunchForm): EstimateState | null {
+  const [est, setEst] = useState<EstimateState | null>(null);
   const key = JSON.stringify(buildRequest(f));
   useEffect(() => {
     if (f.kind !== "train" || !f.base_model.trim()) { setEst(null); return; }
     let live = true;
     const t = setTimeout(() => {
+      setEst((x) => x ?? { error: "", pending: true });
       // a dry run answers with the estimate, not a run
       api.createRun(pid, { ...buildRequest(f), dry_run: true }).then(
         (r) => live && setEst(r as unknown as Estimate),
