@@ -6,8 +6,11 @@ RUN if [ -f package.json ]; then npm ci --no-audit --no-fund && npm run build; e
 
 FROM python:3.11-slim-bookworm
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# torchvision from the same index as torch, built for it (SmolVLM2's and the Qwen video processors
+# need it; a PyPI torchvision would pull a different torch / CUDA build)
+ARG TORCHVISION_VERSION=0.28.0
 WORKDIR /app
-RUN pip install --no-cache-dir torch==2.13.0 --index-url ${TORCH_INDEX_URL}
+RUN pip install --no-cache-dir torch==2.13.0 torchvision==${TORCHVISION_VERSION} --index-url ${TORCH_INDEX_URL}
 COPY pyproject.toml alembic.ini ./
 COPY backend/ backend/
 COPY worker/ worker/

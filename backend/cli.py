@@ -127,6 +127,8 @@ def worker_cmd(
     queues: str = typer.Option("gpu,cpu", "--queues", help="comma-separated: gpu (runs), cpu (imports, exports, QA)"),
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="runs at once (gpu: one per GPU)"),
     loglevel: str = typer.Option("info", "--loglevel"),
+    gpus: str = typer.Option("", "--gpus", help="e.g. 0,1: one worker process per GPU, each seeing only its "
+                             "own (CUDA_VISIBLE_DEVICES); without it every process would use cuda:0"),
 ) -> None:
     """Start a Celery worker on the configured broker. A worker process executes one run at a time
     (pool solo); --concurrency N > 1 forks N of them (prefork), as torch model loading is not
@@ -136,6 +138,13 @@ def worker_cmd(
     bad = sorted(set(names) - {"gpu", "cpu"})
     if bad or not names:
         raise typer.BadParameter(f"unknown queue(s) {bad}; use gpu and/or cpu", param_hint="--queues")
+    if gpus.strip():
+        ids = [g.strip() for g in gpus.split(",") if g.strip()]
+        if not ids or len(set(ids)) != len(ids) or not all(g.isdigit() for g in ids):
+            raise typer.BadParameter(f"{gpus!r}: a comma-separated list of distinct GPU indices, e.g. 0,1",
+                                     param_hint="--gpus")
+        _prepare()  # migrate once, before the children open the database
+        raise typer.Exit(_run_children(gpu_worker_specs(ids, ",".join(names), loglevel)))
     _prepare()
     os.environ.setdefault("STUDIO_TORCH_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency)))
     from worker.celery_app import celery_app
@@ -146,6 +155,34 @@ def worker_cmd(
                             "-c", str(concurrency), "-l", loglevel, "-n", f"studio-{os.getpid()}@%h",
                             # the embedded transport has no broadcast exchange; nothing here needs one
                             "--without-gossip", "--without-mingle", "--without-heartbeat"])
+
+
+def gpu_worker_specs(gpus: list[str], queues: str, loglevel: str) -> list[tuple[list[str], dict[str, str]]]:
+    """(argv, environment) of one worker process per GPU: it sees only its GPU (as cuda:0), runs one
+    run at a time, and gets its share of the CPU threads."""
+    threads = str(max(1, (os.cpu_count() or 1) // len(gpus)))
+    return [([sys.executable, "-m", "backend.cli", "worker", "--queues", queues, "--concurrency", "1",
+              "--loglevel", loglevel],
+             {**os.environ, "CUDA_VISIBLE_DEVICES": g, "STUDIO_DEVICE": "cuda", "STUDIO_TORCH_THREADS": threads})
+            for g in gpus]
+
+
+def _run_children(specs: list[tuple[list[str], dict[str, str]]]) -> int:
+    """Start the processes, wait for them all; SIGTERM / Ctrl-C is passed on (a warm shutdown)."""
+    procs = [subprocess.Popen(argv, env=env) for argv, env in specs]
+
+    def stop(signum, _frame):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        stop(signal.SIGINT, None)
+        codes = [p.wait() for p in procs]
+    return max(codes, default=0)
 
 
 def _project_id(session, ref: str, create: bool) -> int:

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -363,7 +364,7 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
     adapter_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
-    adapter_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    adapter_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # lm_head adapters pass 2 GB
     merged_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     # Bumped on every write, so the SSE stream can tell a change from a poll that saw nothing new.
     version: Mapped[int] = mapped_column(Integer, default=0)

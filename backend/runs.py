@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator
 from sqlalchemy import Integer, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,7 @@ from backend.models import (
     SnapshotQA,
 )
 from backend import review_status
+from backend.schemas import Id
 from backend.splits import assert_no_leakage
 
 log = logging.getLogger("studio.runs")
@@ -71,47 +72,43 @@ def run_dir(settings: Settings, run_id: int) -> Path:
 
 
 # ---------------------------------------------------------------- config
-class RunConfig(BaseModel):
+# Keys of worker.train_config.TrainConfig the studio sets itself (output_dir), renames
+# (tasks -> task_weights) or lets the worker resolve (device: None = the worker's setting).
+STUDIO_OWNED = {"output_dir", "task_weights", "device"}
+
+
+def _train_knobs() -> dict[str, Any]:
+    """RunConfig's training fields, derived from TrainConfig (torch-free): each knob is defined once."""
+    import dataclasses
+    import typing
+
+    from worker import train_config
+
+    hints = typing.get_type_hints(train_config.TrainConfig, vars(train_config))
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(train_config.TrainConfig):
+        if f.name in STUDIO_OWNED:
+            continue
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            out[f.name] = (hints[f.name] | None, None)  # family / base_model: checked per run kind
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        else:
+            out[f.name] = (hints[f.name], f.default)
+    out["device"] = (str | None, None)  # None: the worker's setting (auto = cuda when visible, else cpu)
+    return out
+
+
+_TrainKnobs = create_model("TrainKnobs", __config__=ConfigDict(extra="forbid"), **_train_knobs())
+
+
+class RunConfig(_TrainKnobs):
     """The config of a run: worker.train_config.TrainConfig's keys (except output_dir, which the
-    studio picks) plus the run-level keys. Unknown keys are an error (a misspelled knob must not
-    silently train with the default)."""
+    studio picks; derived from it, not repeated) plus the run-level keys. Unknown keys are an
+    error (a misspelled knob must not silently train with the default)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # model + LoRA / QLoRA (TrainConfig)
-    family: str | None = None
-    base_model: str | None = None
-    method: Literal["lora", "qlora"] = "lora"
-    bits: int = 4
-    quant_type: str = "nf4"
-    compute_dtype: str = "float32"
-    rank: int = 8
-    alpha: float = 16
-    dropout: float = 0.05
-    target_modules: str | list[str] = "all-linear"
-    modules_to_save: list[str] = Field(default_factory=list)
-    learning_rate: float = 2e-4
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
-    epochs: float = 1
-    max_steps: int | None = None
-    batch_size: int = 4
-    grad_accum: int = 1
-    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_ratio: float = 0.0
-    freeze_vision: bool = True
-    freeze_projector: bool = False
-    freeze_language: bool = False
-    seed: int = 0
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 2
-    eval_every: int = 0
-    object_order: Literal["shuffle", "largest_first", "as_given"] = "shuffle"
-    group_by_length: bool = True
-    mega_batch_factor: int = 32
-    num_workers: int = 0
-    device: str | None = None  # None: the worker's setting (auto = cuda when visible, else cpu)
-    gradient_checkpointing: bool = False
     # run level
     devices: int = Field(1, ge=1, le=64)  # > 1: DDP over this many processes on one worker (worker/distributed.py)
     tasks: dict[str, float] = Field(default_factory=lambda: {"detect": 1.0, "vqa": 1.0})
@@ -119,16 +116,25 @@ class RunConfig(BaseModel):
     train_split: str = "train"
     eval_split: str = "test"
     leak_key: str = "race_id"
-    max_new_tokens: int = Field(128, ge=1, le=4096)
+    # auto: worker.decoding.auto_max_new_tokens (the family's tokens per object x the most objects
+    # of any held-out image + 2, plus overhead), so every held-out answer fits
+    max_new_tokens: int | Literal["auto"] = Field("auto", description="int 1..4096 or 'auto'")
     eval_batch_size: int = Field(8, ge=1, le=1024)
     max_eval_images: int | None = Field(None, ge=1)
     eval_qa_per_image: int = Field(4, ge=0)
     # evaluate / predict
-    adapter_run_id: int | None = None
-    image_ids: list[int] | None = None
+    adapter_run_id: Id | None = None  # ids within the column range: an oversized one is a 422, not a driver error
+    image_ids: list[Id] | None = None
     # review statuses the images must have (backend.review_status): train/evaluate default to
     # not_rejected; predict needs it or image_ids
     image_status: Literal[review_status.NAMES] | None = None  # type: ignore[valid-type]
+
+    @field_validator("max_new_tokens")
+    @classmethod
+    def _max_new_tokens(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 4096:
+            raise ValueError("must be 'auto' or an integer from 1 to 4096")
+        return v
 
     @field_validator("tasks")
     @classmethod
@@ -146,7 +152,7 @@ class RunConfig(BaseModel):
         """The TrainConfig of this run (worker.train_config.TrainConfig.from_dict takes it)."""
         from worker.train_config import TrainConfig  # torch-free module
 
-        names = {f for f in TrainConfig.__dataclass_fields__} - {"output_dir", "task_weights", "device"}
+        names = {f for f in TrainConfig.__dataclass_fields__} - STUDIO_OWNED
         d = {k: getattr(self, k) for k in names}
         d.update(output_dir=output_dir, task_weights={k: float(w) for k, w in self.tasks.items()},
                  device=self.device or "cpu")
@@ -198,6 +204,41 @@ def check_model(family: str, base_model: str) -> None:
         return
     if p.is_absolute() or base_model.startswith((".", "~")) or base_model.count("/") != 1 or p.exists():
         raise InvalidInput(f"config.base_model: model folder {base_model} does not exist (and it is not a hub id 'org/name')")
+
+
+# ---------------------------------------------------------------- memory estimate
+def estimate_run(session: Session, project_id: int, kind: str, config: dict) -> dict:
+    """Validate like create_run, then worker.estimate's peak-memory estimate from the base's
+    config.json (meta device: no weights), for the project's largest image of the train split.
+    The GPU is the worker's: device_gb / fits are known only where this process sees a CUDA device."""
+    if kind not in {k.value for k in RunKind}:
+        raise InvalidInput(f"kind: {kind!r} is not one of train, evaluate, predict")
+    cfg = parse_config(kind, config)
+    if cfg.adapter_run_id is not None:
+        src = _adapter_run(session, project_id, cfg.adapter_run_id)
+        cfg.family = cfg.family or src.config.get("family")
+        cfg.base_model = cfg.base_model or src.config.get("base_model")
+    check_model(cfg.family, cfg.base_model)
+    from worker.train_config import TrainConfig
+
+    tc = TrainConfig.from_dict(cfg.train_dict("<run dir>"))
+    big = session.execute(select(Image.width, Image.height).where(Image.project_id == project_id,
+                                                                  Image.split == cfg.train_split)
+                          .order_by((Image.width * Image.height).desc()).limit(1)).first()
+    device = "cpu" if cfg.device == "cpu" else "cuda"
+    try:
+        from worker.estimate import device_gb, estimate_config
+
+        est = estimate_config(tc, image_size=tuple(big) if big else (1024, 768), device=device,
+                              eval_batch_size=cfg.eval_batch_size,
+                              max_new_tokens=256 if cfg.max_new_tokens == "auto" else cfg.max_new_tokens,
+                              device_gb=device_gb(device))
+    except (OSError, ValueError) as e:  # a hub id whose config.json cannot be fetched here
+        raise InvalidInput(f"config.base_model: cannot read the config.json of {cfg.base_model}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a config the estimate does not understand: say so, never a 500
+        raise InvalidInput(f"config.base_model: cannot estimate the memory of {cfg.base_model}: "
+                           f"{type(e).__name__}: {e}") from None
+    return est
 
 
 # ---------------------------------------------------------------- snapshot

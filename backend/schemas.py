@@ -361,6 +361,7 @@ class SplitCheck(BaseModel):
 class RunCreate(_In):
     kind: Literal["train", "evaluate", "predict"]
     config: dict[str, Any] = Field(description="see backend.runs.RunConfig; validated before anything is queued")
+    dry_run: bool = Field(False, description="validate and return the memory estimate; queue nothing")
 
 
 class AcceptIn(_In):

@@ -23,7 +23,7 @@ from worker.families import get_family  # noqa: E402
 from worker.synth import shape_samples  # noqa: E402
 from worker.tiny import build_tiny  # noqa: E402
 from worker.train_config import TrainConfig  # noqa: E402
-from worker.training import (DTYPES, build_model, epoch_batches, sample_length, token_loss,  # noqa: E402
+from worker.training import (build_model, compute_dtype, epoch_batches, sample_length, token_loss,  # noqa: E402
                              train)
 from worker.types import Sample  # noqa: E402
 
@@ -60,7 +60,7 @@ def bare_throughput(family, cfg: TrainConfig, samples: list[Sample], steps: int,
     order = epoch_batches(samples, lengths, batch_size=cfg.batch_size, seed=cfg.seed, epoch=0,
                           group_by_length=cfg.group_by_length, mega_batch_factor=cfg.mega_batch_factor)
     batches = [family.build_batch(proc, [samples[i] for i in b], train=True) for b in order]
-    dtype = DTYPES[cfg.compute_dtype]
+    dtype = compute_dtype(cfg)
     model.train()
     t0, n = None, 0
     for i in range(steps):

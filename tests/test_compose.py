@@ -28,9 +28,17 @@ def test_compose_services_and_env():
     known = _setting_env_names()
     for name in ("api", "gpu-worker", "cpu-worker"):
         env = services[name]["environment"]
-        unknown = sorted(k for k in env if k.upper() not in known and not k.startswith("AWS_"))  # AWS_*: boto3's
+        # AWS_*: boto3's; HF_TOKEN: read by huggingface_hub (gated models), not by the studio's settings
+        unknown = sorted(k for k in env if k.upper() not in known | {"HF_TOKEN"} and not k.startswith("AWS_"))
         assert not unknown, f"service {name} sets env vars the settings do not read: {unknown}"
         assert "DATABASE_URL" in env and "CELERY_BROKER_URL" in env
+
+
+def test_gpu_worker_gets_hf_token_and_one_process_per_gpu():
+    gpu = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["gpu-worker"]
+    assert gpu["environment"]["HF_TOKEN"] == "${HF_TOKEN:-}"
+    assert "--gpus" in gpu["command"]
+    assert "torchvision==${TORCHVISION_VERSION} --index-url ${TORCH_INDEX_URL}" in (ROOT / "Dockerfile").read_text()
 
 
 def test_settings_read_compose_env(monkeypatch):

@@ -28,6 +28,18 @@ def norm_label(label: str) -> str:
     return " ".join(str(label).split()).lower()
 
 
+def _match_label(label: str, canon: dict[str, str]) -> str:
+    """The normalised label; prose before a class name ("here is the kart") is dropped, and a box
+    without a label takes the asked class when exactly one was asked."""
+    key = norm_label(label).strip(" \t,:.-\"'")
+    if not key:
+        return next(iter(canon)) if len(canon) == 1 else ""
+    if key in canon:
+        return key
+    ends = [c for c in canon if key.endswith(" " + c)]
+    return max(ends, key=len) if ends else key
+
+
 def _finish(raw: list[tuple[str, tuple[float, float, float, float], int, int]],
             classes: list[str], width: int, height: int) -> list[Span]:
     """Clamp into the image, order corners, match labels to classes, de-duplicate."""
@@ -39,7 +51,7 @@ def _finish(raw: list[tuple[str, tuple[float, float, float, float], int, int]],
             continue
         x1, x2 = sorted((min(max(x1, 0.0), width), min(max(x2, 0.0), width)))
         y1, y2 = sorted((min(max(y1, 0.0), height), min(max(y2, 0.0), height)))
-        key_label = norm_label(label)
+        key_label = _match_label(label, canon)
         if not key_label:
             continue
         known = key_label in canon
@@ -80,6 +92,12 @@ def encode_paligemma(boxes: list[Box], width: int, height: int) -> str:
     return " ; ".join(parts)
 
 
+def region_paligemma(b: Box, width: int, height: int) -> str:
+    """A box inside a question: its location tokens only (the label would give the answer away)."""
+    return "".join(loc_token(v) for v in (loc_bin(b.y1, height), loc_bin(b.x1, width),
+                                           loc_bin(b.y2, height), loc_bin(b.x2, width)))
+
+
 _PG = re.compile(r"<loc(\d{4})><loc(\d{4})><loc(\d{4})><loc(\d{4})>\s*([^;<]*)")
 
 
@@ -92,18 +110,28 @@ def decode_paligemma(text: str, width: int, height: int, classes: list[str]) -> 
     return _finish(raw, classes, width, height)
 
 
-# ---------------------------------------------------------------- Qwen2-VL: 0..1000, ref/box tokens
+# ---------------------------------------------------------------- Qwen2-VL: 0..999, ref/box tokens
 
 def _to_1000(c: float, size: int) -> int:
     return min(1000, max(0, round(c / size * 1000)))
 
 
+def _to_999(c: float, size: int) -> int:
+    """Qwen2-VL's grid: coordinates x / size * 1000 in 0..999 (the model never emits 1000)."""
+    return min(999, max(0, round(c / size * 1000)))
+
+
+def _qwen2_box(b: Box, width: int, height: int) -> str:
+    return (f"<|box_start|>({_to_999(b.x1, width)},{_to_999(b.y1, height)}),"
+            f"({_to_999(b.x2, width)},{_to_999(b.y2, height)})<|box_end|>")
+
+
 def encode_qwen2(boxes: list[Box], width: int, height: int) -> str:
-    return "".join(
-        f"<|object_ref_start|>{b.label}<|object_ref_end|><|box_start|>"
-        f"({_to_1000(b.x1, width)},{_to_1000(b.y1, height)}),"
-        f"({_to_1000(b.x2, width)},{_to_1000(b.y2, height)})<|box_end|>"
-        for b in boxes)
+    return "".join(f"<|object_ref_start|>{b.label}<|object_ref_end|>{_qwen2_box(b, width, height)}" for b in boxes)
+
+
+def region_qwen2(b: Box, width: int, height: int) -> str:
+    return _qwen2_box(b, width, height)
 
 
 # Matches both the full form and seed 002's special-token-stripped form `person(531,61),(771,896)`.
@@ -151,12 +179,26 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56
     return h_bar, w_bar
 
 
-def encode_qwen25(boxes: list[Box], width: int, height: int, resized: tuple[int, int]) -> str:
+def _qwen25_xyxy(b: Box, width: int, height: int, resized: tuple[int, int]) -> list[int]:
     rh, rw = resized
-    items = [{"bbox_2d": [min(rw, max(0, round(b.x1 * rw / width))), min(rh, max(0, round(b.y1 * rh / height))),
-                          min(rw, max(0, round(b.x2 * rw / width))), min(rh, max(0, round(b.y2 * rh / height)))],
-              "label": b.label} for b in boxes]
-    return json.dumps(items)
+    return [min(rw, max(0, round(b.x1 * rw / width))), min(rh, max(0, round(b.y1 * rh / height))),
+            min(rw, max(0, round(b.x2 * rw / width))), min(rh, max(0, round(b.y2 * rh / height)))]
+
+
+def encode_qwen25(boxes: list[Box], width: int, height: int, resized: tuple[int, int], *,
+                  fenced: bool = False) -> str:
+    """JSON objects; labels as written (ensure_ascii=False: `café`, not `caf\\u00e9`). fenced=True
+    is the layout Qwen2.5-VL-Instruct itself emits for grounding (a ```json block, one object
+    per line), used for detection targets; answers embed the compact one-line form."""
+    items = [json.dumps({"bbox_2d": _qwen25_xyxy(b, width, height, resized), "label": b.label}, ensure_ascii=False)
+             for b in boxes]
+    if not fenced:
+        return "[" + ", ".join(items) + "]"
+    return "```json\n[\n" + ",\n".join("\t" + i for i in items) + "\n]\n```"
+
+
+def region_qwen25(b: Box, width: int, height: int, resized: tuple[int, int]) -> str:
+    return json.dumps({"bbox_2d": _qwen25_xyxy(b, width, height, resized)})
 
 
 _QW25_OBJ = re.compile(r"\{[^{}]*\}")
@@ -171,10 +213,10 @@ def decode_qwen25(text: str, width: int, height: int, classes: list[str],
     raw = []
     for m in _QW25_OBJ.finditer(text or ""):
         b, lab = _QW25_BOX.search(m.group(0)), _QW25_LABEL.search(m.group(0))
-        if not b or not lab:
+        if not b:
             continue
         try:
-            label = json.loads(f'"{lab.group(1)}"')
+            label = json.loads(f'"{lab.group(1)}"') if lab else ""
         except ValueError:
             label = lab.group(1)
         x1, y1, x2, y2 = (float(g) for g in b.groups())
@@ -190,6 +232,10 @@ def decode_qwen25(text: str, width: int, height: int, classes: list[str],
 def encode_plain(boxes: list[Box], width: int, height: int) -> str:
     return "; ".join(f"{b.label} [{_to_1000(b.x1, width)}, {_to_1000(b.y1, height)}, "
                      f"{_to_1000(b.x2, width)}, {_to_1000(b.y2, height)}]" for b in boxes)
+
+
+def region_plain(b: Box, width: int, height: int) -> str:
+    return f"[{_to_1000(b.x1, width)}, {_to_1000(b.y1, height)}, {_to_1000(b.x2, width)}, {_to_1000(b.y2, height)}]"
 
 
 _PLAIN = re.compile(rf"([^\[\];\n]*?)\s*\[\s*{NUM}\s*,\s*{NUM}\s*,\s*{NUM}\s*,\s*{NUM}\s*\]")

@@ -1,8 +1,14 @@
 """Batched generation (left padding, KV cache, greedy by default) with a confidence per decoded box.
 
 A box's score is the geometric mean of the probabilities of the tokens that produced its text
-(exp of the mean log-probability over the tokens overlapping the box's character span), taken
-from the raw logits `generate` returns. So AP can rank boxes; no constant 1.
+(exp of the mean log-probability over the tokens overlapping the box's character span). So AP can
+rank boxes; no constant 1. Only the chosen token's log-probability is kept per step (a logits
+processor records it): `output_logits=True` would hold every step's batch x vocabulary logits
+(150k-257k floats per row per step) until generation ends.
+
+Decoding is greedy whatever the checkpoint's generation_config.json says: GREEDY overrides every
+option that changes the scores (Qwen2.5-VL-Instruct ships repetition_penalty=1.05, which bends
+repeated coordinate digits).
 """
 from __future__ import annotations
 
@@ -60,9 +66,45 @@ def span_score(logprobs: list[float], ends: list[int], start: int, end: int) -> 
     return float(min(1.0, max(math.exp(sum(chosen) / len(chosen)), 1e-12)))
 
 
+# Explicit values for every generation option that reshapes the scores or the search; kwargs to
+# generate() take precedence over the checkpoint's generation_config (transformers fills only the
+# options left unset from it).
+GREEDY = dict(do_sample=False, num_beams=1, num_beam_groups=None, temperature=None, top_k=None, top_p=None, min_p=None,
+              typical_p=None, epsilon_cutoff=None, eta_cutoff=None, repetition_penalty=1.0,
+              encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0,
+              bad_words_ids=None, sequence_bias=None, min_length=0, min_new_tokens=None, suppress_tokens=None,
+              begin_suppress_tokens=None, forced_bos_token_id=None, forced_eos_token_id=None,
+              exponential_decay_length_penalty=None, renormalize_logits=False, guidance_scale=None,
+              diversity_penalty=None, penalty_alpha=None, dola_layers=None, top_h=None, stop_strings=None,
+              watermarking_config=None, prompt_lookup_num_tokens=None, constraints=None, force_words_ids=None,
+              output_scores=False, output_logits=False, return_dict_in_generate=False)
+
+
+class ChosenLogProb:
+    """Logits processor, last in the list: records log p(argmax) per row and step, which under
+    greedy decoding is the chosen token's log-probability. Keeps batch floats per step only."""
+
+    def __init__(self):
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        s = scores.float()
+        self.steps.append((s.max(-1).values - torch.logsumexp(s, -1)).cpu())
+        return scores
+
+    def logprobs(self) -> torch.Tensor:
+        return torch.stack(self.steps, 1) if self.steps else torch.zeros(0, 0)
+
+
+def generation_kwargs(model, max_new_tokens: int) -> dict:
+    """GREEDY minus the options this transformers version does not know."""
+    known = set(model.generation_config.to_dict()) | {"output_logits", "return_dict_in_generate", "min_p"}
+    return {k: v for k, v in GREEDY.items() if k in known} | {"max_new_tokens": max_new_tokens}
+
+
 @torch.no_grad()
 def predict(model, processor, family: Family, samples: list[Sample], *, batch_size: int = 8,
-            max_new_tokens: int = 128, num_beams: int = 1, progress: Callable[[int, int], None] | None = None
+            max_new_tokens: int = 128, progress: Callable[[int, int], None] | None = None
             ) -> list[Prediction]:
     model.eval()
     tok = processor.tokenizer
@@ -75,13 +117,13 @@ def predict(model, processor, family: Family, samples: list[Sample], *, batch_si
         idx = order[start:start + batch_size]
         chunk = [samples[i] for i in idx]
         batch = _to_device(family.build_batch(processor, chunk, train=False), model)
-        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
-                             use_cache=True, eos_token_id=stops, pad_token_id=pad,
-                             return_dict_in_generate=True, output_logits=True)
-        gen = out.sequences[:, batch["input_ids"].shape[1]:]
-        # log p of each chosen token under the model's raw distribution
-        logits = torch.stack(out.logits, dim=1).float()[:, :gen.shape[1]]
-        chosen_lp = torch.log_softmax(logits, -1).gather(-1, gen[:, :logits.shape[1], None])[..., 0]
+        rec = ChosenLogProb()
+        from transformers import LogitsProcessorList
+
+        seq = model.generate(**batch, **generation_kwargs(model, max_new_tokens), use_cache=True,
+                             eos_token_id=stops, pad_token_id=pad, logits_processor=LogitsProcessorList([rec]))
+        gen = seq[:, batch["input_ids"].shape[1]:]
+        chosen_lp = rec.logprobs()
         for row, (i, s) in enumerate(zip(idx, chunk)):
             ids = gen[row].tolist()
             n = next((k for k, t in enumerate(ids) if t in stops), len(ids))

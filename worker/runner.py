@@ -12,8 +12,9 @@ run's own folder; a re-queued attempt skips the phases already done and resumes 
 last checkpoint (worker.training resume_from). Progress writes are throttled (and forced at each
 checkpoint, so the stored loss history always reaches the checkpoint a resume starts from).
 
-Evaluation loads the model unquantised in float32 (a QLoRA adapter too), so before and after are
-measured the same way on any device.
+Evaluation loads a base the way the run trains it on CUDA (4/8-bit for QLoRA, the compute dtype
+for LoRA; worker.device.eval_precision), in float32 on the CPU; before and after are loaded the
+same way, and the run log says which.
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from collections import defaultdict, deque
 from functools import lru_cache
 from pathlib import Path
 
-import torch
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -163,15 +163,18 @@ class Executor:
             return self.finish(RunStatus.failed, f"failed: {msg}", error=msg, traceback=traceback.format_exc())
 
     def device(self) -> str:
+        import torch
+
         from worker.device import pick_device
 
         requested = self.cfg.device or self.settings.device
         if self.cfg.method == "qlora":
             # bitsandbytes must run a quantised op there, or the run fails now with the reason
+            from worker.device import resolve_dtype
             from worker.training import DTYPES, probe_quantization
 
-            probe_quantization(self.cfg.bits, "cpu" if requested == "auto" else requested,
-                               DTYPES[self.cfg.compute_dtype])
+            where = ("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested
+            probe_quantization(self.cfg.bits, where, DTYPES[resolve_dtype(self.cfg.compute_dtype, where)])
         return pick_device(requested)
 
     # ------------------------------------------------------------ samples
@@ -197,13 +200,20 @@ class Executor:
                       boxes=[Box(*b) for b in im["boxes"]], image_id=im["id"])
 
     def train_samples(self) -> list[Sample]:
+        """Detection targets come from the snapshot's boxes only (a detect QA pair contributes its
+        classes, never the boxes copied into it when it was generated: those may be stale)."""
         w = self.cfg.tasks
         out = []
         for im in self.snapshot["images"]:
             if im["split"] != self.cfg.train_split:
                 continue
             qa = [self._qa_sample(im, q) for q in im["qa"]]
-            det = [s for s in qa if s.task == "detect"]
+            det = []
+            for s in qa:
+                if s.task == "detect":
+                    wanted = {c for c in s.classes}
+                    s.boxes = [b for b in self._det_sample(im).boxes if b.label in wanted]
+                    det.append(s)
             if w.get("detect", 0) > 0:
                 out += det or ([self._det_sample(im)] if self.labels else [])
             if w.get("vqa", 0) > 0:
@@ -257,11 +267,12 @@ class Executor:
                     eta += total / rate
                 self.write(progress=lo + (hi - lo) * done / max(total, 1), eta_seconds=eta)
 
-        self.say(f"{phase}: evaluating on {len(det)} held-out images and {len(vqa)} questions", phase=phase,
-                 progress=lo)
-        preds = predict(model, processor, family, samples, batch_size=self.cfg.eval_batch_size,
-                        max_new_tokens=self.cfg.max_new_tokens, progress=progress) if samples else []
         sizes = {im["id"]: (im["width"], im["height"]) for im in self.snapshot["images"]}
+        budget = self.max_new_tokens(family, processor, samples, [sizes[s.image_id] for s in samples])
+        self.say(f"{phase}: evaluating on {len(det)} held-out images and {len(vqa)} questions "
+                 f"(max_new_tokens {budget})", phase=phase, progress=lo)
+        preds = predict(model, processor, family, samples, batch_size=self.cfg.eval_batch_size,
+                        max_new_tokens=budget, progress=progress) if samples else []
         rows: list[tuple] = []
         out: dict = {}
         per_image = None
@@ -296,6 +307,15 @@ class Executor:
             self.write(s, metrics=self.metrics, progress=hi)
         return out
 
+    def max_new_tokens(self, family, processor, samples: list[Sample], sizes: list[tuple[int, int]],
+                       min_objects: int = 0) -> int:
+        """The run's max_new_tokens; `auto` = worker.decoding.auto_max_new_tokens of these samples."""
+        if self.cfg.max_new_tokens != "auto":
+            return int(self.cfg.max_new_tokens)
+        from worker.decoding import auto_max_new_tokens
+
+        return auto_max_new_tokens(family, processor, samples, sizes, min_objects=min_objects)
+
     def location_prior(self, truths: list) -> dict | None:
         """worker.metrics.location_prior of the train split's boxes on the evaluated images (the
         score of a model that ignores the image), or None when the train split has no boxes."""
@@ -310,15 +330,26 @@ class Executor:
 
     def _load_base(self, device: str):
         from worker.families import get_family
+        from worker.training import load_for_eval
 
-        family = get_family(self.cfg.family)
-        model, processor = family.load(self.cfg.base_model, dtype=torch.float32, device=device)
+        c = self.cfg
+        family = get_family(c.family)
+        model, processor, note = load_for_eval(family, c.base_model, method=c.method, bits=c.bits,
+                                               quant_type=c.quant_type, compute_dtype=c.compute_dtype,
+                                               device=device, max_pixels=c.max_pixels)
+        self.say(f"base model loaded for evaluation in {note}")
         return model, processor, family
 
     def _load_adapter(self, adapter_dir: str | Path, device: str):
-        from worker.training import load_with_adapter
+        from worker.device import eval_precision
+        from worker.train_config import TrainConfig
+        from worker.training import CONFIG_NAME, load_with_adapter
 
-        return load_with_adapter(adapter_dir, self.cfg.base_model, device=device)
+        tc = TrainConfig.load(Path(adapter_dir) / CONFIG_NAME)
+        note = eval_precision(tc.method, tc.bits, tc.quant_type, tc.compute_dtype, device)[2]
+        out = load_with_adapter(adapter_dir, self.cfg.base_model, device=device)
+        self.say(f"base model + adapter loaded for evaluation in {note}")
+        return out
 
     def _adapter_of(self, run_id: int) -> str:
         with self.sm() as s:
@@ -451,8 +482,13 @@ class Executor:
             if time.monotonic() - self._last_write > 0.5:
                 self.write(progress=done / max(total, 1))
 
+        from worker.inference import image_size
+
+        # no ground truth here: room for the most objects of any labelled image (at least 20)
+        most = max([len(im["boxes"]) for im in (self.snapshot or {}).get("images", [])] + [20])
+        budget = self.max_new_tokens(family, processor, samples, [image_size(s) for s in samples], most)
         preds = predict(model, processor, family, samples, batch_size=self.cfg.eval_batch_size,
-                        max_new_tokens=self.cfg.max_new_tokens, progress=progress)
+                        max_new_tokens=budget, progress=progress)
         rows = [r for p in preds for r in _box_rows(self.run_id, "predict", p)]
         n_boxes = sum(len(p.boxes) for p in preds)
         with self.sm() as s:

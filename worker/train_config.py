@@ -18,7 +18,10 @@ from worker.types import StudioMLError
 METHODS = ("lora", "qlora")
 SCHEDULERS = ("cosine", "linear", "constant")
 QUANT_TYPES = ("nf4", "fp4")
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Qwen's grounding recipes cap the input at 1280 * 28 * 28 pixels (1280 merged image tokens), far
+# below the hub processor's 12.8 MP; a cap only ever lowers the processor's own bound.
+DEFAULT_MAX_PIXELS = 1280 * 28 * 28
 TASKS = ("detect", "vqa")
 
 
@@ -34,7 +37,9 @@ class TrainConfig:
     method: Literal["lora", "qlora"] = "lora"
     bits: int = 4  # qlora only: 4 or 8
     quant_type: str = "nf4"  # qlora 4-bit only
-    compute_dtype: str = "float32"  # qlora: bnb compute dtype; lora: dtype the base is loaded in
+    # qlora: bnb compute dtype; lora: dtype the base is loaded in. auto: bf16 on a CUDA device that
+    # supports it, else fp16; fp32 on the CPU (worker.device.resolve_dtype)
+    compute_dtype: str = "auto"
     rank: int = 8
     alpha: float = 16
     dropout: float = 0.05
@@ -66,7 +71,14 @@ class TrainConfig:
     task_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"detect": 1, "vqa": 0.5}
     num_workers: int = 0  # DataLoader worker processes for the collator
     device: str = "cpu"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on for CUDA, off on the CPU
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # Qwen families: cap on the model input's pixels
+
+    def checkpointing_on(self) -> bool:
+        """gradient_checkpointing resolved for this config's device."""
+        if self.gradient_checkpointing == "auto":
+            return str(self.device).startswith("cuda")
+        return bool(self.gradient_checkpointing)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -140,6 +152,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and v >= 0):
                 bad(name, "must be an integer >= 0")
+        if self.gradient_checkpointing not in (True, False, "auto"):
+            bad("gradient_checkpointing", "must be true, false or 'auto'")
+        if self.max_pixels is not None and not (isinstance(self.max_pixels, int) and self.max_pixels >= 56 * 56):
+            bad("max_pixels", f"must be an integer >= {56 * 56} (one 56x56 image) or null")
         if self.scheduler not in SCHEDULERS:
             bad("scheduler", f"must be one of {SCHEDULERS}")
         if not 0 <= self.warmup_ratio < 1:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from worker.device import eval_precision, resolve_dtype
 from worker.train_config import BadConfig, TrainConfig
 from worker.types import (
     BadImage,
@@ -280,20 +281,25 @@ def _lora_config(cfg: TrainConfig, targets: list[str]):
                       target_modules=pattern, bias="none", modules_to_save=list(cfg.modules_to_save) or None)
 
 
+def compute_dtype(cfg: TrainConfig) -> torch.dtype:
+    return DTYPES[resolve_dtype(cfg.compute_dtype, cfg.device)]
+
+
 def _load_base(family, cfg: TrainConfig):
-    dtype = DTYPES[cfg.compute_dtype]
+    dtype = compute_dtype(cfg)
+    family.pixel_cap = cfg.max_pixels
     if cfg.method == "qlora":
         probe_quantization(cfg.bits, cfg.device, dtype)
-        quant = {"bits": cfg.bits, "quant_type": cfg.quant_type, "compute_dtype": cfg.compute_dtype}
+        quant = {"bits": cfg.bits, "quant_type": cfg.quant_type, "compute_dtype": dtype}
         model, processor = family.load(cfg.base_model, dtype=torch.float32, quantization=quant, device=cfg.device)
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.checkpointing_on())
     else:
         model, processor = family.load(cfg.base_model, dtype=dtype, device=cfg.device)
         for p in model.parameters():
             p.requires_grad_(False)
-        if cfg.gradient_checkpointing:
+        if cfg.checkpointing_on():
             model.gradient_checkpointing_enable()
             model.enable_input_require_grads()
     return model, processor
@@ -334,17 +340,26 @@ def _to_device(batch: dict[str, Any], device: str, dtype: torch.dtype) -> dict[s
 
 
 def token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-    """(sum of next-token cross-entropy over answer tokens, number of answer tokens)."""
+    """(sum of next-token cross-entropy over answer tokens, number of answer tokens).
+
+    Logits are computed only at the positions that predict an answer token: a boolean
+    `logits_to_keep` mask slices the hidden states *before* the LM head (transformers'
+    slice_logits_to_keep), so with 1,000+ image tokens and a 150k-257k vocabulary the head
+    produces (answer tokens x vocab) instead of (batch x sequence x vocab), and only those few
+    rows are upcast to fp32 for the loss."""
     inputs = {k: v for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs).logits
     labels = batch["labels"]
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:].to(logits.device)
+    targets = labels[:, 1:]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = targets != -100  # position p predicts token p+1
+    n = int(keep.sum())
+    if n == 0:
+        logits = model(**inputs, logits_to_keep=1).logits
+        return logits.sum() * 0.0, 0  # keeps the graph (and DDP / grad-accum arithmetic) intact
+    logits = model(**inputs, logits_to_keep=keep.to(inputs["input_ids"].device)).logits  # (n, vocab)
     total = torch.nn.functional.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1),
-        ignore_index=-100, reduction="sum",
-    )
-    return total, int((shift_labels != -100).sum())
+        logits.float(), targets[keep[:, :-1]].to(logits.device), reduction="sum")
+    return total, n
 
 
 def _keep_bnb_training_mode(model) -> None:
@@ -389,20 +404,29 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(st: dict[str, Any]) -> None:
-    torch.set_rng_state(st["torch"])
+    torch.set_rng_state(st["torch"].cpu())  # map_location may have moved it
     random.setstate(st["python"])
     np.random.set_state(st["numpy"])
     if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+        torch.cuda.set_rng_state_all([t.cpu() for t in st["cuda"]])
 
 
 def _dir_bytes(d: Path) -> int:
     return sum(f.stat().st_size for f in Path(d).rglob("*") if f.is_file())
 
 
-def _save_adapter(model, cfg: TrainConfig, out: Path) -> int:
+def _save_adapter(model, cfg: TrainConfig, out: Path, dtype: torch.dtype | None = None) -> int:
+    """The adapter (+ its TrainConfig); with `dtype`, its float tensors are stored in that dtype
+    (the final adapter in the training dtype: a bf16 run's rank-8 adapter is half the fp32 size.
+    Checkpoints keep peft's float32 LoRA weights, so a resume continues exactly)."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
+    f = out / "adapter_model.safetensors"
+    if dtype is not None and dtype != torch.float32 and f.is_file():
+        from safetensors.torch import load_file, save_file
+
+        sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_file(f).items()}
+        save_file(sd, f, metadata={"format": "pt"})
     cfg.save(out / CONFIG_NAME)
     return _dir_bytes(out)
 
@@ -517,13 +541,25 @@ def train(
             raise EmptyDataset(f"task_weights {cfg.task_weights} give weight 0 to every task present ({sorted(present)})")
     family = get_family(cfg.family)
     sizes = _check_samples(train_samples, family)
+    if str(cfg.device).startswith("cuda"):  # refuse now what would run out of memory an hour in
+        from worker.estimate import check_fits, device_gb, estimate_config
+
+        big = max(sizes, key=lambda wh: wh[0] * wh[1])
+        try:
+            est = estimate_config(cfg, image_size=big, device=cfg.device, device_gb=device_gb(cfg.device))
+        except Exception as e:  # noqa: BLE001 - an estimate that cannot be made must not block the run
+            import logging
+
+            logging.getLogger("studio.training").warning("no memory estimate for %s: %s", cfg.base_model, e)
+        else:
+            check_fits(est, cfg.device)
     out_dir = Path(cfg.output_dir)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
 
     model, processor = build_model(family, cfg)  # missing model / mismatch / bad targets raise here
-    dtype = DTYPES[cfg.compute_dtype] if cfg.method == "lora" else torch.float32
+    dtype = compute_dtype(cfg) if cfg.method == "lora" else torch.float32
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
     lengths = [sample_length(family, processor, s, sz) for s, sz in zip(train_samples, sizes)]
@@ -549,8 +585,9 @@ def train(
 
         ck = latest_checkpoint(Path(resume_from))
         _check_resumable(cfg, TrainConfig.load(ck / "adapter" / CONFIG_NAME), ck)
-        state = torch.load(ck / STATE_NAME, weights_only=False)
-        set_peft_model_state_dict(model, load_file(ck / "adapter" / "adapter_model.safetensors"))
+        # map_location: a run may resume on another device than the one that saved it
+        state = torch.load(ck / STATE_NAME, weights_only=False, map_location=cfg.device)
+        set_peft_model_state_dict(model, load_file(ck / "adapter" / "adapter_model.safetensors", device=cfg.device))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
@@ -653,7 +690,7 @@ def train(
     if val_samples:
         validate()
     adapter = out_dir / "adapter"
-    size = _save_adapter(model, cfg, adapter)
+    size = _save_adapter(model, cfg, adapter, compute_dtype(cfg))
     return TrainResult(adapter_dir=adapter, adapter_bytes=size, steps=step, losses=losses, cancelled=False,
                        val_losses=val_losses, checkpoint_dir=last_ck, trainable_params=n_trainable,
                        tokens_real=tokens_real, tokens_total=tokens_total)
@@ -661,25 +698,52 @@ def train(
 
 # --------------------------------------------------------------------------- merge
 
-def load_with_adapter(adapter_dir: str | Path, base_path: str | Path | None = None, *, device: str = "cpu"):
-    """(peft model, processor, family) for base + adapter, unmerged, in float32."""
+def load_for_eval(family, path: str | Path, *, method: str = "lora", bits: int = 4, quant_type: str = "nf4",
+                  compute_dtype: str = "auto", device: str = "cpu", max_pixels: int | None = None):
+    """(model, processor, note): a base loaded for evaluation the way a run with these settings
+    trains it (worker.device.eval_precision); `note` says how, for the run log."""
+    dtype, quant, note = eval_precision(method, bits, quant_type, compute_dtype, device)
+    family.pixel_cap = max_pixels
+    model, processor = family.load(str(path), dtype=dtype, quantization=quant, device=device)
+    return model, processor, note
+
+
+def load_with_adapter(adapter_dir: str | Path, base_path: str | Path | None = None, *, device: str = "cpu",
+                      full_precision: bool = False):
+    """(peft model, processor, family) for base + adapter, unmerged. The base is loaded the way the
+    adapter's run trained it on CUDA (load_for_eval), in float32 on the CPU or with full_precision."""
     from peft import PeftModel
 
     from worker.families import get_family
 
     cfg = TrainConfig.load(Path(adapter_dir) / CONFIG_NAME)
     family = get_family(cfg.family)
-    model, processor = family.load(base_path or cfg.base_model, dtype=torch.float32, device=device)
+    base = base_path or cfg.base_model
+    if full_precision:
+        family.pixel_cap = cfg.max_pixels
+        model, processor = family.load(base, dtype=torch.float32, device=device)
+    else:
+        model, processor, _ = load_for_eval(family, base, method=cfg.method, bits=cfg.bits, quant_type=cfg.quant_type,
+                                            compute_dtype=cfg.compute_dtype, device=device, max_pixels=cfg.max_pixels)
     model = PeftModel.from_pretrained(model, str(adapter_dir))
     model.eval()
     return model, processor, family
 
 
-def merge(base_path: str | Path, adapter_dir: str | Path, out_dir: str | Path) -> Path:
-    """Merge the adapter into the (unquantised) base and save a standalone model + processor that
-    loads with the family's load(). QLoRA adapters merge into the full-precision base too."""
-    model, processor, _ = load_with_adapter(adapter_dir, base_path)
+def merged_dtype(cfg: TrainConfig) -> torch.dtype:
+    """A merged model is written in half precision: the run's half compute dtype, else bfloat16."""
+    return DTYPES[cfg.compute_dtype] if cfg.compute_dtype in ("bfloat16", "float16") else torch.bfloat16
+
+
+def merge(base_path: str | Path, adapter_dir: str | Path, out_dir: str | Path, *,
+          dtype: str | torch.dtype | None = None) -> Path:
+    """Merge the adapter into the (unquantised, float32) base and save a standalone model +
+    processor that loads with the family's load(), written in `dtype` (default merged_dtype: half
+    precision, so a 7B merge is ~15 GB, not 30). QLoRA adapters merge into the full base too."""
+    model, processor, _ = load_with_adapter(adapter_dir, base_path, full_precision=True)
     merged = model.merge_and_unload()
+    out_dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    merged = merged.to(out_dtype or merged_dtype(TrainConfig.load(Path(adapter_dir) / CONFIG_NAME)))
     inp, outp = merged.get_input_embeddings(), merged.get_output_embeddings()
     if outp is not None and inp is not None and outp.weight.data_ptr() != inp.weight.data_ptr():
         # A trained lm_head (modules_to_save) is no longer the embedding matrix: saving with

@@ -37,7 +37,7 @@ from backend.models import (
     SnapshotImage,
     User,
 )
-from backend.runs import RESULT_STATS, cancel_run, create_run, list_runs, reap_run, run_dir, run_view
+from backend.runs import RESULT_STATS, cancel_run, create_run, estimate_run, list_runs, reap_run, run_dir, run_view
 from backend.schemas import INT32_MAX, AcceptIn, AcceptOut, RunCreate
 
 router = APIRouter(tags=["runs"])
@@ -52,6 +52,8 @@ def launch(db: DB, user: CurrentUser, settings: SettingsDep, project_id: Id, bod
     """Validate the config (422 naming the field; 409 for a leaking split), freeze the dataset
     snapshot, queue the run on the gpu queue."""
     get_project(db, user, project_id, Role.annotator)
+    if body.dry_run:  # the launch form's live estimate: {"estimate_gb", "parts", "device_gb", "fits"}
+        return estimate_run(db, project_id, body.kind, body.config)
     run = create_run(db, settings, project_id=project_id, user_id=user.id, kind=body.kind, config=body.config)
     return run_view(run)
 

@@ -1,4 +1,4 @@
-"""issue 10: GPU path (adapter_bytes 64-bit, ...)
+"""issue 10: GPU path (adapter_bytes 64-bit: an adapter with modules_to_save=["lm_head"] is ~2.4 GB)
 
 Revision ID: 0005
 Revises: 0004
@@ -15,8 +15,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # batch mode: SQLite rebuilds the table, PostgreSQL alters the column type in place
+    with op.batch_alter_table('runs') as batch:
+        batch.alter_column('adapter_bytes', existing_type=sa.Integer(), type_=sa.BigInteger(),
+                           existing_nullable=True)
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('runs') as batch:
+        batch.alter_column('adapter_bytes', existing_type=sa.BigInteger(), type_=sa.Integer(),
+                           existing_nullable=True)

@@ -93,6 +93,10 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     page.get_by_label("Max new tokens").fill("12")
     for fam in ("identity", "spatial", "race", "region", "detection"):
         page.get_by_label(fam, exact=True).uncheck()
+    # the live pre-flight memory estimate (a dry run) of what the form would launch
+    # (the API's first estimate imports torch / transformers: allow it time)
+    expect(page.get_by_test_id("estimate")).to_contain_text("estimated peak GPU memory", timeout=120_000)
+    page.get_by_test_id("estimate").scroll_into_view_if_needed()
     shot(page, "31-runs-launch-form")
     page.get_by_role("button", name="Launch").click()
     page.wait_for_url(re.compile(rf"/projects/{pid}/runs/\d+$"))

@@ -41,6 +41,9 @@ def test_train_run_end_to_end(client, app, project, tiny_paligemma):
     assert all(h["loss"] > 0 and h["lr"] > 0 for h in v["loss_history"])
     assert v["samples_per_s"] > 0 and v["started_at"] and v["ended_at"] and v["attempts"] == 1
     assert any("train: done" in line for line in v["log_tail"])
+    # the log says how evaluation loaded the models (on CUDA: as the run trains them)
+    assert any("base model loaded for evaluation in float32 (CPU)" in line for line in v["log_tail"])
+    assert any("base model + adapter loaded for evaluation in float32 (CPU)" in line for line in v["log_tail"])
     m = v["metrics"]
     assert {"before", "after", "table"} <= set(m) and "per_image" not in m
     names = {row["metric"] for row in m["table"]}

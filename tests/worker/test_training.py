@@ -455,7 +455,7 @@ def test_merge_gives_same_logits_as_base_plus_adapter(pg, tmp_path):
     size = sum(f.stat().st_size for f in res.adapter_dir.iterdir())
     assert res.adapter_bytes == size
     assert res.adapter_bytes < sum(f.stat().st_size for f in Path(pg).iterdir())  # adapter ≪ model
-    out = merge(pg, res.adapter_dir, tmp_path / "merged")
+    out = merge(pg, res.adapter_dir, tmp_path / "merged", dtype="float32")  # exact comparison
     merged, proc = fam.load(str(out))
     with_adapter, _, _ = load_with_adapter(res.adapter_dir)
     base, _ = fam.load(str(pg))
@@ -471,7 +471,7 @@ def test_merge_keeps_a_trained_lm_head(pg, tmp_path):
     fam = get_family("paligemma")
     res = train(cfg_for(pg, tmp_path, max_steps=3, learning_rate=2e-2, dropout=0.0, modules_to_save=["lm_head"]),
                 samples(6), progress=lambda p: None)
-    out = merge(pg, res.adapter_dir, tmp_path / "merged")
+    out = merge(pg, res.adapter_dir, tmp_path / "merged", dtype="float32")  # exact comparison
     merged, proc = fam.load(str(out))
     with_adapter, _, _ = load_with_adapter(res.adapter_dir)
     batch = {k: v for k, v in fam.build_batch(proc, samples(2, seed=4), train=True).items() if k != "labels"}
@@ -504,7 +504,7 @@ def test_every_family_trains_resumes_and_merges(tiny_models, tmp_path, family):
                     resume_from=tmp_path / "b")
     assert first.cancelled and first.steps == 2
     assert resumed.losses == pytest.approx(straight.losses, abs=1e-5)
-    out = merge(tiny_models[family], straight.adapter_dir, tmp_path / "merged")
+    out = merge(tiny_models[family], straight.adapter_dir, tmp_path / "merged", dtype="float32")
     merged, proc = fam.load(str(out))
     with_adapter, _, _ = load_with_adapter(straight.adapter_dir)
     batch = {k: v for k, v in fam.build_batch(proc, data[:2], train=True).items() if k != "labels"}

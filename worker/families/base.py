@@ -73,6 +73,7 @@ class Family:
     model_types: tuple[str, ...] = ()
     model_class = None  # transformers class, imported lazily by subclasses
     stop_tokens: tuple[str, ...] = ()  # extra tokens that end generation (besides tokenizer.eos)
+    pixel_cap: int | None = None  # run setting max_pixels; only the Qwen families resize by pixel count
 
     # ------------------------------------------------------------------ loading
     def load(self, path: str, *, dtype=torch.float32, quantization: dict | None = None, device="cpu"):
@@ -141,6 +142,11 @@ class Family:
     def encode_boxes(self, boxes: list[Box], width: int, height: int) -> str:
         raise NotImplementedError
 
+    def encode_region(self, box: Box, width: int, height: int) -> str:
+        """A box inside a question, without its label ("what is in the box ...?" must not contain
+        the answer)."""
+        raise NotImplementedError
+
     def decode_spans(self, text: str, width: int, height: int, classes: list[str]) -> list[Span]:
         raise NotImplementedError
 
@@ -157,13 +163,14 @@ class Family:
 
     def prompt(self, sample: Sample) -> str:
         """Task instruction (without chat wrapping). A question's `{box0}` ... placeholders (region
-        and spatial questions name boxes too) are filled in this family's box syntax, like answers."""
+        and spatial questions name boxes too) are filled in this family's box syntax without labels
+        (encode_region): the box's label is often the answer."""
         if sample.task == "detect":
             return self.detection_prompt(sample.classes)
         question = sample.question or ""
         if "{box" in question and sample.boxes:
             width, height = sample_size(sample)
-            question = fill_answer(question, sample.boxes, lambda b: self.encode_boxes(b, width, height))
+            question = fill_answer(question, sample.boxes, lambda b: self.encode_region(b[0], width, height))
         return self.vqa_prompt(question)
 
     # ------------------------------------------------------------------ batches
@@ -226,12 +233,15 @@ class Family:
 
     # ------------------------------------------------------------------ parameter groups
     def lora_target_modules(self, model) -> list[str]:
-        """'all-linear' for this family: every nn.Linear of the language model except the LM head."""
-        lm = self.language_model(model)
-        lm_ids = {id(m) for m in lm.modules()}
-        # Full module names, not suffixes: a suffix such as "q_proj" would also hit the vision tower.
+        """'all-linear' for this family: every nn.Linear of the language model, the vision tower and
+        the projector, except the LM head (training.resolve_target_modules then drops the ones in
+        frozen parts, so `freeze_vision: false` trains the vision tower through LoRA, like
+        ms-swift's --freeze_vit false)."""
+        parts = (self.language_model(model), self.vision_model(model), self.projector(model))
+        ids = {id(m) for part in parts for m in part.modules()}
+        # Full module names, not suffixes: a suffix such as "q_proj" would hit every part.
         return [n for n, m in model.named_modules()
-                if isinstance(m, torch.nn.Linear) and id(m) in lm_ids and not n.endswith("lm_head")]
+                if isinstance(m, torch.nn.Linear) and id(m) in ids and not n.endswith("lm_head")]
 
     def language_model(self, model):
         return model.model.language_model

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from worker.codecs import decode_paligemma, encode_paligemma
+from worker.codecs import decode_paligemma, encode_paligemma, region_paligemma
 from worker.families.base import Family, load_images
 from worker.types import Sample
 
@@ -24,6 +24,9 @@ class PaliGemma(Family):
 
     def encode_boxes(self, boxes, width, height):
         return encode_paligemma(boxes, width, height)
+
+    def encode_region(self, box, width, height):
+        return region_paligemma(box, width, height)
 
     def decode_spans(self, text, width, height, classes):
         return decode_paligemma(text, width, height, classes)

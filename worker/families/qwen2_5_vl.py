@@ -2,7 +2,7 @@
 *resized* model input (smart_resize: sides multiples of patch*merge = 28); rescaled both ways."""
 from __future__ import annotations
 
-from worker.codecs import decode_qwen25, encode_qwen25, smart_resize
+from worker.codecs import decode_qwen25, encode_qwen25, region_qwen25, smart_resize
 from worker.families.qwen2_vl import Qwen2VL
 
 
@@ -20,6 +20,7 @@ class Qwen25VL(Qwen2VL):
         return Qwen2_5_VLForConditionalGeneration
 
     def configure(self, processor):
+        super().configure(processor)  # the max_pixels cap first: the codec reads the capped bound
         ip = processor.image_processor
         size = getattr(ip, "size", None) or {}
         self.min_pixels = size.get("shortest_edge", getattr(ip, "min_pixels", None) or self.min_pixels)
@@ -36,6 +37,14 @@ class Qwen25VL(Qwen2VL):
 
     def encode_boxes(self, boxes, width, height):
         return encode_qwen25(boxes, width, height, self.resized_size(width, height))
+
+    def encode_region(self, box, width, height):
+        return region_qwen25(box, width, height, self.resized_size(width, height))
+
+    def target_text(self, sample, width, height):
+        if sample.task == "detect":  # the ```json block the Instruct checkpoint emits
+            return encode_qwen25(sample.boxes, width, height, self.resized_size(width, height), fenced=True)
+        return super().target_text(sample, width, height)
 
     def decode_spans(self, text, width, height, classes):
         return decode_qwen25(text, width, height, classes, self.resized_size(width, height))

@@ -1,10 +1,10 @@
 """Qwen2-VL: chat prompt, boxes as `<|object_ref_start|>label<|object_ref_end|><|box_start|>(x1,y1),(x2,y2)<|box_end|>`
-with 0..1000 normalised coordinates; only the assistant turn is trained."""
+with 0..999 normalised coordinates (x / size * 1000); only the assistant turn is trained."""
 from __future__ import annotations
 
 from functools import cache
 
-from worker.codecs import decode_qwen2, encode_qwen2
+from worker.codecs import decode_qwen2, encode_qwen2, region_qwen2
 from worker.families.base import Family
 
 SYSTEM = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
@@ -34,6 +34,16 @@ class Qwen2VL(Family):
     model_types = ("qwen2_vl",)
     stop_tokens = ("<|im_end|>", "<|endoftext|>")
     processor_base = "Qwen2VLProcessor"
+    # Run setting `max_pixels`: caps the processor's longest_edge (pixels of the model input). The
+    # hub's Qwen2.5-VL processor allows 12.8 MP (~16k image tokens); None keeps the processor's.
+
+    def configure(self, processor):
+        ip = processor.image_processor
+        size = getattr(ip, "size", None)
+        if self.pixel_cap and size is not None and getattr(size, "longest_edge", None):
+            if size.longest_edge > self.pixel_cap:  # a cap: never raises the processor's own bound
+                size.longest_edge = self.pixel_cap
+                size.shortest_edge = min(size.shortest_edge or self.pixel_cap, self.pixel_cap)
 
     def get_model_class(self):
         from transformers import Qwen2VLForConditionalGeneration
@@ -55,6 +65,9 @@ class Qwen2VL(Family):
 
     def encode_boxes(self, boxes, width, height):
         return encode_qwen2(boxes, width, height)
+
+    def encode_region(self, box, width, height):
+        return region_qwen2(box, width, height)
 
     def decode_spans(self, text, width, height, classes):
         return decode_qwen2(text, width, height, classes)

@@ -2,7 +2,7 @@
 `; `, coordinates normalised to 0..1000 (see worker/codecs.py for why), multi-word labels allowed."""
 from __future__ import annotations
 
-from worker.codecs import decode_plain, encode_plain
+from worker.codecs import decode_plain, encode_plain, region_plain
 from worker.families.base import Family
 
 
@@ -31,6 +31,9 @@ class SmolVLM(Family):
 
     def encode_boxes(self, boxes, width, height):
         return encode_plain(boxes, width, height)
+
+    def encode_region(self, box, width, height):
+        return region_plain(box, width, height)
 
     def decode_spans(self, text, width, height, classes):
         return decode_plain(text, width, height, classes)

@@ -1533,6 +1533,12 @@ export interface components {
             config: {
                 [key: string]: unknown;
             };
+            /**
+             * Dry Run
+             * @description validate and return the memory estimate; queue nothing
+             * @default false
+             */
+            dry_run: boolean;
         };
         /** SplitCheck */
         SplitCheck: {

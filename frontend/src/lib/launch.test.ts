@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildRequest, DEFAULT_FORM, errorField, targetModules } from "./launch";
+import { buildRequest, DEFAULT_FORM, errorField, estimateText, targetModules } from "./launch";
 
 describe("launch form -> run config", () => {
   it("a LoRA train run sends the knobs, no quantisation keys, max_steps null when empty", () => {
@@ -20,7 +20,7 @@ describe("launch form -> run config", () => {
   });
   it("evaluate with an adapter leaves family and base to the adapter's run; predict sends the status", () => {
     const e = buildRequest({ ...DEFAULT_FORM, kind: "evaluate", adapter_run_id: "7" });
-    expect(e.config).toEqual({ adapter_run_id: 7, eval_split: "test", leak_key: "race_id", max_eval_images: null, max_new_tokens: 128,
+    expect(e.config).toEqual({ adapter_run_id: 7, eval_split: "test", leak_key: "race_id", max_eval_images: null, max_new_tokens: "auto",
       image_status: "not_rejected" });
     const p = buildRequest({ ...DEFAULT_FORM, kind: "predict", base_model: "org/model", adapter_run_id: "7" });
     expect(p.config).toEqual({ family: "paligemma", base_model: "org/model", adapter_run_id: 7, image_status: "unlabeled" });
@@ -28,6 +28,23 @@ describe("launch form -> run config", () => {
   it("target modules", () => {
     expect(targetModules("all-linear")).toBe("all-linear");
     expect(targetModules("q_proj,,k_proj ")).toEqual(["q_proj", "k_proj"]);
+  });
+});
+
+describe("GPU knobs", () => {
+  it("compute dtype auto, gradient checkpointing and max_pixels are sent for every train run", () => {
+    const r = buildRequest({ ...DEFAULT_FORM });
+    expect(r.config).toMatchObject({ compute_dtype: "auto", gradient_checkpointing: "auto", max_pixels: 1003520 });
+    const off = buildRequest({ ...DEFAULT_FORM, gradient_checkpointing: "off", max_pixels: "", max_new_tokens: "300" });
+    expect(off.config).toMatchObject({ gradient_checkpointing: false, max_pixels: null, max_new_tokens: 300 });
+  });
+  it("the estimate reads as a sentence that says whether it fits", () => {
+    const e = { estimate_gb: 18.49, parts: { weights: 9.94, lora: 0.3, activations: 4.5, logits: 1.52, eval: 11 },
+      device_gb: 24, fits: true };
+    expect(estimateText(e)).toContain("~18.5 GB");
+    expect(estimateText(e)).toContain("fits this GPU (24 GB)");
+    expect(estimateText({ ...e, fits: false })).toContain("does NOT fit");
+    expect(estimateText({ ...e, fits: null, device_gb: null })).not.toContain("fit");
   });
 });
 

@@ -13,19 +13,35 @@ export interface LaunchForm {
   learning_rate: number; epochs: number; max_steps: string; batch_size: number; grad_accum: number;
   scheduler: string; warmup_ratio: number; freeze_vision: boolean; freeze_projector: boolean; freeze_language: boolean;
   detect_weight: number; vqa_weight: number; qa_families: string[] | null;
-  train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: number;
+  train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: string;
   adapter_run_id: string; image_status: string; train_status: string;
+  gradient_checkpointing: "auto" | "on" | "off"; max_pixels: string;
 }
 
 /** The defaults are RunConfig's (backend/runs.py), so an untouched form trains like the API would. */
 export const DEFAULT_FORM: LaunchForm = {
-  kind: "train", family: "paligemma", base_model: "", method: "lora", bits: 4, quant_type: "nf4", compute_dtype: "float32",
+  kind: "train", family: "paligemma", base_model: "", method: "lora", bits: 4, quant_type: "nf4", compute_dtype: "auto",
   rank: 8, alpha: 16, dropout: 0.05, target_modules: "all-linear", learning_rate: 2e-4, epochs: 1, max_steps: "",
   batch_size: 4, grad_accum: 1, scheduler: "cosine", warmup_ratio: 0, freeze_vision: true, freeze_projector: false,
   freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
-  leak_key: "race_id", max_eval_images: "", max_new_tokens: 128, adapter_run_id: "", image_status: "unlabeled",
-  train_status: "not_rejected",
+  leak_key: "race_id", max_eval_images: "", max_new_tokens: "auto", adapter_run_id: "", image_status: "unlabeled",
+  train_status: "not_rejected", gradient_checkpointing: "auto", max_pixels: String(1280 * 28 * 28),
 };
+
+/** "auto" (or empty) stays "auto"; a number is sent as a number. */
+export const autoOrInt = (s: string): number | "auto" => (s.trim() === "" || s.trim() === "auto" ? "auto" : Number(s));
+
+export interface Estimate {
+  estimate_gb: number; parts: Record<string, number>; device_gb: number | null; fits: boolean | null;
+}
+
+/** "~18.5 GB (weights 9.9, LoRA 0.3, activations 4.5, logits 1.5, eval 11.0)" and whether it fits. */
+export function estimateText(e: Estimate): string {
+  const p = e.parts;
+  const parts = `weights ${p.weights?.toFixed(1)}, LoRA + optimizer ${p.lora?.toFixed(1)}, activations ${p.activations?.toFixed(1)}, logits ${p.logits?.toFixed(1)}, evaluation ${p.eval?.toFixed(1)} GB`;
+  const fit = e.fits === null || e.device_gb === null ? "" : e.fits ? ` — fits this GPU (${e.device_gb.toFixed(0)} GB)` : ` — does NOT fit this GPU (${e.device_gb.toFixed(0)} GB)`;
+  return `estimated peak GPU memory ~${e.estimate_gb.toFixed(1)} GB (${parts})${fit}`;
+}
 
 const intOrNull = (s: string): number | null => (s.trim() === "" ? null : Number(s));
 
@@ -44,12 +60,15 @@ export function buildRequest(f: LaunchForm): RunCreate {
       grad_accum: f.grad_accum, scheduler: f.scheduler, warmup_ratio: f.warmup_ratio, freeze_vision: f.freeze_vision,
       freeze_projector: f.freeze_projector, freeze_language: f.freeze_language,
       tasks: { detect: f.detect_weight, vqa: f.vqa_weight }, train_split: f.train_split,
+      compute_dtype: f.compute_dtype,
+      gradient_checkpointing: f.gradient_checkpointing === "auto" ? "auto" : f.gradient_checkpointing === "on",
+      max_pixels: intOrNull(f.max_pixels),
     });
-    if (f.method === "qlora") Object.assign(c, { bits: f.bits, quant_type: f.quant_type, compute_dtype: f.compute_dtype });
+    if (f.method === "qlora") Object.assign(c, { bits: f.bits, quant_type: f.quant_type });
   }
   if (f.kind !== "predict") {
     Object.assign(c, { eval_split: f.eval_split, leak_key: f.leak_key, max_eval_images: intOrNull(f.max_eval_images),
-      max_new_tokens: f.max_new_tokens, image_status: f.train_status });
+      max_new_tokens: autoOrInt(f.max_new_tokens), image_status: f.train_status });
     if (f.qa_families !== null) c.qa_families = f.qa_families;
   }
   if (f.kind !== "train" && f.adapter_run_id !== "") {
@@ -58,7 +77,7 @@ export function buildRequest(f: LaunchForm): RunCreate {
     if (!c.base_model) { delete c.base_model; delete c.family; }
   }
   if (f.kind === "predict") c.image_status = f.image_status;
-  return { kind: f.kind, config: c };
+  return { kind: f.kind, config: c, dry_run: false };
 }
 
 // Server names -> the form field that shows the message.

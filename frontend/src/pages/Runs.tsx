@@ -7,7 +7,7 @@ import { ErrorText, errText } from "../components/ErrorText";
 import { DemoBanner } from "../components/DemoBanner";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
-import { buildRequest, DEFAULT_FORM, errorField, FAMILIES, type LaunchForm } from "../lib/launch";
+import { buildRequest, DEFAULT_FORM, errorField, estimateText, FAMILIES, type Estimate, type LaunchForm } from "../lib/launch";
 import { fmt, percent } from "../lib/runs";
 import { configLine, headline } from "../lib/compare";
 import { clip, configToForm, saveForm, savedForm } from "../lib/relaunch";
@@ -128,6 +128,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
   const counts = useStatusCounts(pid);
   const useText = counts && runUseText(counts, f.train_status as StatusFilter, train ? [f.train_split, f.eval_split] : [f.eval_split]);
   const families = f.qa_families ?? QA_FAMILIES;
+  const estimate = useEstimate(pid, f);
   const toggleFamily = (name: string, on: boolean) => {
     const next = on ? [...families, name] : families.filter((x) => x !== name);
     set("qa_families", QA_FAMILIES.every((x) => next.includes(x)) ? null : next);
@@ -205,9 +206,13 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
               <div className="row">
                 <Field label="Bits" error={errors.bits} help="4 (nf4/fp4) or 8">{(p) => <select {...p} value={f.bits} onChange={(e) => set("bits", Number(e.target.value))}><option value={4}>4</option><option value={8}>8</option></select>}</Field>
                 <Field label="Quant type" error={errors.quant_type} help="nf4 suits normally distributed weights">{(p) => <select {...p} {...text("quant_type")}><option>nf4</option><option>fp4</option></select>}</Field>
-                <Field label="Compute dtype" error={errors.compute_dtype} help="bfloat16 on recent GPUs; float32 on CPU">{(p) => <select {...p} {...text("compute_dtype")}><option>float32</option><option>bfloat16</option><option>float16</option></select>}</Field>
               </div>
             )}
+            <div className="row">
+              <Field label="Compute dtype" error={errors.compute_dtype} help="auto: bfloat16 on GPUs that have it, else float16; float32 on CPU">{(p) => <select {...p} {...text("compute_dtype")}><option>auto</option><option>bfloat16</option><option>float16</option><option>float32</option></select>}</Field>
+              <Field label="Gradient checkpointing" error={errors.gradient_checkpointing} help="recompute activations: far less memory, ~30 % slower; auto = on for GPUs">{(p) => <select {...p} {...text("gradient_checkpointing")}><option>auto</option><option>on</option><option>off</option></select>}</Field>
+              <Field label="Max pixels (Qwen)" error={errors.max_pixels} help="cap on the image size the Qwen models see; empty: the processor's (12.8 MP)">{(p) => <input {...p} {...text("max_pixels")} type="number" min={3136} />}</Field>
+            </div>
             <div className="row" role="group" aria-label="Freeze">
               <label className="inline"><input {...check("freeze_vision")} /> Freeze vision tower</label>
               <label className="inline"><input {...check("freeze_projector")} /> Freeze projector</label>
@@ -256,7 +261,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
             </Field>
             <Field label="Leakage key" error={errors.leak_key} help="image meta key no group may straddle splits by (race_id, track)">{(p) => <input {...p} {...text("leak_key")} className="short" />}</Field>
             <Field label="Max eval images" error={errors.max_eval_images} help="empty: all">{(p) => <input {...p} {...text("max_eval_images")} type="number" min={1} className="short" />}</Field>
-            <Field label="Max new tokens" error={errors.max_new_tokens} help="generation length when evaluating">{(p) => <input {...p} {...num("max_new_tokens")} min={1} className="short" />}</Field>
+            <Field label="Max new tokens" error={errors.max_new_tokens} help="auto: room for every held-out image's objects + 2, measured with the model's tokenizer">{(p) => <input {...p} {...text("max_new_tokens")} className="short" />}</Field>
           </div>
         </fieldset>
       ) : (
@@ -264,8 +269,34 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
           {(p) => <select {...p} {...text("image_status")}><option>unlabeled</option><option>in_review</option><option>accepted</option><option>rejected</option></select>}
         </Field>
       )}
+      {train && estimate && (
+        <p role="status" className={estimate.fits === false ? "error" : "muted"} data-testid="estimate">
+          {"pending" in estimate ? "estimating the peak GPU memory…" : "error" in estimate && estimate.error !== undefined ? `memory estimate: ${estimate.error}` : estimateText(estimate as Estimate)}
+        </p>
+      )}
       <button type="submit" className="primary" disabled={busy}>{busy ? "Launching…" : "Launch"}</button>
       <ErrorText error={error} />
     </form>
   );
+}
+
+/** The run's pre-flight memory estimate (POST runs with dry_run), refreshed as the form changes. */
+type EstimateState = (Estimate & { error?: undefined }) | { error: string; fits?: undefined; pending?: true };
+
+function useEstimate(pid: number, f: LaunchForm): EstimateState | null {
+  const [est, setEst] = useState<EstimateState | null>(null);
+  const key = JSON.stringify(buildRequest(f));
+  useEffect(() => {
+    if (f.kind !== "train" || !f.base_model.trim()) { setEst(null); return; }
+    let live = true;
+    const t = setTimeout(() => {
+      setEst((x) => x ?? { error: "", pending: true });
+      // a dry run answers with the estimate, not a run
+      api.createRun(pid, { ...buildRequest(f), dry_run: true }).then(
+        (r) => live && setEst(r as unknown as Estimate),
+        (e) => live && setEst({ error: errText(e) }));
+    }, 400);
+    return () => { live = false; clearTimeout(t); };
+  }, [pid, key]); // eslint-disable-line react-hooks/exhaustive-deps
+  return est;
 }
