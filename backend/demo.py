@@ -276,4 +276,9 @@ def format_table(res: DemoResult) -> str:
         lines.append(f"For reference, the location prior (one fixed box per label, the train split's median, on "
                      f"every held-out image; no model): AP50 {f(res.prior['ap50'])}, mAP {f(res.prior['map'])}, "
                      f"F1@50 {f(res.prior['f1'])}.")
+    majority = {r["metric"]: r["majority"] for r in res.table if r.get("majority") is not None}
+    if majority:
+        lines.append("The majority answer (per question type, always the train split's most common answer; no "
+                     "model): " + ", ".join(f"{m.removeprefix('VQA accuracy: ') if ': ' in m else 'all'} {f(v)}"
+                                           for m, v in majority.items()) + ".")
     return "\n".join(lines)

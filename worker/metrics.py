@@ -35,7 +35,7 @@ import functools
 import io
 import re
 import string
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -302,6 +302,27 @@ def _match(truths: list[ImageTruth], pred_map: dict, iou_thr: float) -> dict:
 
 
 # --- the location prior ---------------------------------------------------------------------
+
+def majority_answer(train: Iterable[tuple[str | None, str]], evaluate: Sequence[tuple[str | None, str]]) -> dict:
+    """The score of a model that never looks at the image or the question's details: per question
+    type, always the train split's most common (normalised) answer. `train` and `evaluate` are
+    (question type, reference answer) pairs. A counting model that says "1" on frames that mostly
+    hold one kart scores this; it has to beat it to show it counts.
+
+    Returns vqa_accuracy's shape ({accuracy, correct, n, per_type}) with each type's `answer`
+    (None for a type the train split never asked: always wrong)."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for q, a in train:
+        counts[q or "other"][normalize_answer(a)] += 1
+    # most common first, ties broken by the answer text so the baseline is deterministic
+    answer = {q: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for q, c in counts.items() if c}
+    evaluate = list(evaluate)
+    preds = [answer.get(q or "other") for q, _ in evaluate]
+    out = vqa_accuracy(preds, [r for _, r in evaluate], [q for q, _ in evaluate])
+    for q, v in out["per_type"].items():
+        v["answer"] = answer.get(q)
+    return out
+
 
 def location_prior(train: Iterable[ImageTruth | tuple], evaluate: Iterable[ImageTruth | tuple], *,
                    iou_thr: float = IOU_THR) -> dict:

@@ -295,9 +295,11 @@ class Executor:
         self.metrics[phase] = out
         if det and "prior" not in self.metrics:
             self.metrics["prior"] = self.location_prior(truths)
+        if vqa and "majority" not in self.metrics:
+            self.metrics["majority"] = self.majority_baseline(family, vqa, refs)
         if "before" in self.metrics or "after" in self.metrics:
             self.metrics["table"] = table(self.metrics.get("before"), self.metrics.get("after"),
-                                          self.metrics.get("prior"))
+                                          self.metrics.get("prior"), self.metrics.get("majority"))
         with self.sm() as s:
             s.execute(Prediction.__table__.delete().where(Prediction.run_id == self.run_id, Prediction.phase == phase))
             bulk_insert(s, Prediction.__table__, PRED_COLS, rows)
@@ -327,6 +329,26 @@ class Executor:
             return None
         m = location_prior(train, truths)
         return {k: m[k] for k in [key for _, key in TABLE_METRICS] + ["boxes"]}
+
+    def majority_baseline(self, family, vqa: list[Sample], refs: list[str]) -> dict | None:
+        """worker.metrics.majority_answer: per question type, the train split's most common answer
+        (in the family's answer syntax) given to every held-out question; None without train QA."""
+        from worker.metrics import majority_answer
+
+        train = []
+        for im in self.snapshot["images"]:
+            if im["split"] != self.cfg.train_split:
+                continue
+            for _qid, fam, _tid, _question, answer, params in im["qa"]:
+                params = params if isinstance(params, dict) else json.loads(params or "{}")
+                if params.get("task") == "detect":
+                    continue
+                # no image needed (and none fetched from object storage): the answer text only
+                s = Sample(image="", task="vqa", answer=answer, boxes=self._boxes(params.get("boxes") or []), qtype=fam)
+                train.append((fam, family.target_text(s, im["width"], im["height"])))
+        if not train:
+            return None
+        return majority_answer(train, [(s.qtype, r) for s, r in zip(vqa, refs)])
 
     def _load_base(self, device: str):
         from worker.families import get_family
@@ -512,23 +534,28 @@ TABLE_METRICS = [("mAP", "map"), ("AP50", "ap50"), ("AP75", "ap75"), ("precision
                  ("recall@50", "recall"), ("F1@50", "f1"), ("mean IoU", "mean_iou")]
 
 
-def _row(name: str, b: float | None, a: float | None, prior: float | None = None) -> dict:
+def _row(name: str, b: float | None, a: float | None, prior: float | None = None,
+         majority: float | None = None) -> dict:
     delta = a - b if a is not None and b is not None else None
     pct = delta / abs(b) * 100 if delta is not None and b else None
-    return {"metric": name, "pretrained": b, "finetuned": a, "delta": delta, "delta_pct": pct, "prior": prior}
+    return {"metric": name, "pretrained": b, "finetuned": a, "delta": delta, "delta_pct": pct, "prior": prior,
+            "majority": majority}
 
 
-def table(before: dict | None, after: dict | None, prior: dict | None = None) -> list[dict]:
+def table(before: dict | None, after: dict | None, prior: dict | None = None,
+          majority: dict | None = None) -> list[dict]:
     """Seed 000's table: metric, pretrained, finetuned, Δ absolute, Δ % (None where undefined),
-    plus `prior`: the location prior's value of the detection metrics (None elsewhere)."""
-    b, a, p = before or {}, after or {}, prior or {}
+    plus the two no-model baselines: `prior`, the location prior's value of the detection metrics,
+    and `majority`, the majority-answer accuracy of the VQA rows (None elsewhere)."""
+    b, a, p, mj = before or {}, after or {}, prior or {}, majority or {}
     rows = [_row(n, b.get(k), a.get(k), p.get(k)) for n, k in TABLE_METRICS if k in b or k in a]
     bv, av = b.get("vqa") or {}, a.get("vqa") or {}
     if bv or av:
-        rows.append(_row("VQA accuracy", bv.get("accuracy"), av.get("accuracy")))
+        rows.append(_row("VQA accuracy", bv.get("accuracy"), av.get("accuracy"), majority=mj.get("accuracy")))
         for t in sorted(set(bv.get("per_type", {})) | set(av.get("per_type", {}))):
             rows.append(_row(f"VQA accuracy: {t}", bv.get("per_type", {}).get(t, {}).get("accuracy"),
-                             av.get("per_type", {}).get(t, {}).get("accuracy")))
+                             av.get("per_type", {}).get(t, {}).get("accuracy"),
+                             majority=mj.get("per_type", {}).get(t, {}).get("accuracy")))
     bc, ac = b.get("per_class") or {}, a.get("per_class") or {}
     for c in sorted(set(bc) | set(ac)):
         if not (bc.get(c, {}).get("known", True) and ac.get(c, {}).get("known", True)):

@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from worker.metrics import (COCO_STAT_NAMES, ImageTruth, coco_metrics, detection_metrics, iou_matrix,
-                            location_prior, match_metrics, normalize_answer, vqa_accuracy)
+                            location_prior, majority_answer, match_metrics, normalize_answer, vqa_accuracy)
 from worker.types import Box, Prediction
 
 BACKENDS = ["faster_coco_eval", "pycocotools"]
@@ -295,3 +295,20 @@ def test_location_prior_is_the_median_box_scaled_to_each_image():
     assert (m["tp"], m["fp"], m["fn"]) == (1, 1, 1)
     assert m["mean_iou"] == pytest.approx(1.0)
     assert m["ap50"] == pytest.approx(0.5, abs=0.02)  # one of two GT found, at the top score
+
+
+def test_majority_answer_gives_each_type_its_most_common_train_answer():
+    train = [("counting", "1"), ("counting", " 1."), ("counting", "2"), ("spatial", "left"), ("spatial", "right"),
+             ("spatial", "Left")]
+    held_out = [("counting", "1"), ("counting", "3"), ("spatial", "left"), ("spatial", "right"), ("race", "first")]
+    m = majority_answer(train, held_out)
+    # counting: "1" (2 of 3, normalised); spatial: "left" (2 of 3); race: never asked in train -> wrong
+    assert m["per_type"]["counting"] == {"accuracy": 0.5, "correct": 1, "n": 2, "answer": "1"}
+    assert m["per_type"]["spatial"] == {"accuracy": 0.5, "correct": 1, "n": 2, "answer": "left"}
+    assert m["per_type"]["race"] == {"accuracy": 0.0, "correct": 0, "n": 1, "answer": None}
+    assert m["accuracy"] == pytest.approx(2 / 5) and m["n"] == 5
+
+
+def test_majority_answer_breaks_ties_by_the_answer_text():
+    m = majority_answer([("counting", "2"), ("counting", "1")], [("counting", "1")])
+    assert m["per_type"]["counting"]["answer"] == "1" and m["accuracy"] == 1.0

@@ -1,5 +1,5 @@
 import type { TableRow } from "../api/client";
-import { fmt, fmtDelta, fmtPct, hasPrior, tableSections, trend, versusPrior } from "../lib/runs";
+import { type Baseline, fmt, fmtDelta, fmtPct, hasBaseline, tableSections, trend, versusBaseline } from "../lib/runs";
 
 function Cells({ r }: { r: TableRow }) {
   const t = trend(r.delta);
@@ -15,25 +15,42 @@ const PRIOR_HELP = "one fixed box per label (the train split's median box) on ev
   + "Where objects sit in the same place in most frames it is high; a fine-tuned model that does not beat it "
   + "has learnt where objects usually are, not to see them.";
 
+const MAJORITY_HELP = "per question type, always the train split's most common answer, no model. A model that "
+  + "does not beat it answers what is usual, not what it sees.";
+
+const BASELINES: { key: Baseline; title: string; help: string }[] = [
+  { key: "prior", title: "Location prior", help: PRIOR_HELP },
+  { key: "majority", title: "Majority answer", help: MAJORITY_HELP },
+];
+
+/** A baseline's header and cells, shown only where some row has a value. */
+function baselinesOf(rows: TableRow[]) {
+  return BASELINES.filter((b) => hasBaseline(rows, b.key));
+}
+function BaselineCells({ r, shown }: { r: TableRow; shown: typeof BASELINES }) {
+  return <>{shown.map((b) => {
+    const vs = versusBaseline(r, b.key);
+    return <td key={b.key} className={`num prior-${vs || "none"}`}
+      title={vs ? `fine-tuned is ${vs} the ${b.title.toLowerCase()}` : undefined}>{fmt(r[b.key])}</td>;
+  })}</>;
+}
+
 const HEAD = <><th className="num">Pretrained</th><th className="num">Fine-tuned</th><th className="num">Δ</th><th className="num">Δ %</th></>;
 
 /** The before / after evaluation of a run (metrics.table from worker/runner.py): the overall
  *  metrics, per-class AP / AP50 / mean IoU, VQA accuracy per question type. */
 export function Evaluation({ table }: { table: TableRow[] }) {
   const { overall, perClass, vqaTypes } = tableSections(table);
-  const prior = hasPrior(overall);
+  const shown = baselinesOf(overall), shownVqa = baselinesOf(vqaTypes);
   return (
     <section aria-labelledby="eval-h" className="evaluation">
       <h2 id="eval-h">Evaluation on the held-out split</h2>
       <table aria-label="Before / after metrics" className="metrics">
-        <thead><tr><th>Metric</th>{HEAD}{prior && <th className="num" title={PRIOR_HELP}>Location prior</th>}</tr></thead>
+        <thead><tr><th>Metric</th>{HEAD}{shown.map((b) => <th key={b.key} className="num" title={b.help}>{b.title}</th>)}</tr></thead>
         <tbody>{overall.map((r) => (
-          <tr key={r.metric}><td>{r.metric}</td><Cells r={r} />
-            {prior && <td className={`num prior-${versusPrior(r) || "none"}`}
-              title={versusPrior(r) ? `fine-tuned is ${versusPrior(r)} the prior` : undefined}>{fmt(r.prior)}</td>}
-          </tr>))}</tbody>
+          <tr key={r.metric}><td>{r.metric}</td><Cells r={r} /><BaselineCells r={r} shown={shown} /></tr>))}</tbody>
       </table>
-      {prior && <p className="hint">Location prior: {PRIOR_HELP}</p>}
+      {[...new Set([...shown, ...shownVqa])].map((b) => <p key={b.key} className="hint">{b.title}: {b.help}</p>)}
       {perClass.length > 0 && (
         <table aria-label="Per-class AP and IoU" className="metrics">
           <thead><tr><th>Class</th><th>Metric</th>{HEAD}</tr></thead>
@@ -45,8 +62,8 @@ export function Evaluation({ table }: { table: TableRow[] }) {
       )}
       {vqaTypes.length > 0 && (
         <table aria-label="VQA accuracy per question type" className="metrics">
-          <thead><tr><th>Question type</th>{HEAD}</tr></thead>
-          <tbody>{vqaTypes.map((r) => <tr key={r.qtype}><td>{r.qtype}</td><Cells r={r} /></tr>)}</tbody>
+          <thead><tr><th>Question type</th>{HEAD}{shownVqa.map((b) => <th key={b.key} className="num" title={b.help}>{b.title}</th>)}</tr></thead>
+          <tbody>{vqaTypes.map((r) => <tr key={r.qtype}><td>{r.qtype}</td><Cells r={r} /><BaselineCells r={r} shown={shownVqa} /></tr>)}</tbody>
         </table>
       )}
     </section>

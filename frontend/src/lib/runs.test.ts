@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fmt, fmtDelta, fmtPct, formatBytes, formatEta, hasPrior, percent, polyline, tableSections, trend, versusPrior } from "./runs";
+import { fmt, fmtDelta, fmtPct, formatBytes, formatEta, hasBaseline, percent, polyline, tableSections, trend, versusBaseline } from "./runs";
 
 const row = (metric: string, pretrained: number | null, finetuned: number | null, delta: number | null = null, delta_pct: number | null = null) =>
   ({ metric, pretrained, finetuned, delta, delta_pct });
@@ -66,18 +66,24 @@ describe("chart scaling", () => {
   });
 });
 
-describe("location prior", () => {
+describe("no-model baselines", () => {
   const row = (finetuned: number | null, prior?: number | null) =>
     ({ metric: "AP50", pretrained: 0, finetuned, delta: null, delta_pct: null, prior });
   it("is shown only when some row has it", () => {
-    expect(hasPrior([row(0.5), row(0.5, null)])).toBe(false);
-    expect(hasPrior([row(0.5), row(0.5, 0.58)])).toBe(true);
-    expect(hasPrior(undefined)).toBe(false);
+    expect(hasBaseline([row(0.5), row(0.5, null)], "prior")).toBe(false);
+    expect(hasBaseline([row(0.5), row(0.5, 0.58)], "prior")).toBe(true);
+    expect(hasBaseline(undefined, "prior")).toBe(false);
   });
   it("says where the fine-tuned value stands", () => {
-    expect(versusPrior(row(0.55, 0.58))).toBe("below");
-    expect(versusPrior(row(0.61, 0.58))).toBe("above");
-    expect(versusPrior(row(null, 0.58))).toBe("");
-    expect(versusPrior(row(0.5))).toBe("");
+    expect(versusBaseline(row(0.55, 0.58))).toBe("below");
+    expect(versusBaseline(row(0.61, 0.58))).toBe("above");
+    expect(versusBaseline(row(null, 0.58))).toBe("");
+    expect(versusBaseline(row(0.5))).toBe("");
+  });
+  it("reads the majority answer of VQA rows the same way", () => {
+    const vqa = { metric: "VQA accuracy: counting", pretrained: 0, finetuned: 0.6, delta: null, delta_pct: null, majority: 0.675 };
+    expect(hasBaseline([vqa], "majority")).toBe(true);
+    expect(hasBaseline([vqa], "prior")).toBe(false);
+    expect(versusBaseline(vqa, "majority")).toBe("below");
   });
 });

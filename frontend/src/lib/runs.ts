@@ -29,12 +29,16 @@ export function trend(delta: number | null | undefined, eps = 1e-9): "up" | "dow
 
 /** Whether a table has location-prior values (worker/runner.py `location_prior`), and how the
  *  fine-tuned value stands against the prior: "above" / "below" / "" (no prior or no value). */
-export function hasPrior(rows: TableRow[] = []): boolean {
-  return rows.some((r) => r.prior != null);
+/** The no-model baselines of a table row: the location prior (detection metrics) and the
+ *  majority answer (VQA accuracy). */
+export type Baseline = "prior" | "majority";
+export function hasBaseline(rows: TableRow[] = [], key: Baseline = "prior"): boolean {
+  return rows.some((r) => r[key] != null);
 }
-export function versusPrior(r: TableRow): "above" | "below" | "" {
-  if (r.prior == null || r.finetuned == null) return "";
-  return r.finetuned > r.prior ? "above" : "below";
+export function versusBaseline(r: TableRow, key: Baseline = "prior"): "above" | "below" | "" {
+  const v = r[key];
+  if (v == null || r.finetuned == null) return "";
+  return r.finetuned > v ? "above" : "below";
 }
 
 export interface ClassRow { cls: string; ap: TableRow | null; ap50: TableRow | null; iou: TableRow | null }
