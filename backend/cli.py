@@ -599,7 +599,6 @@ def _follow(run_id: int, settings: Settings) -> dict:
 
 
 def _launch(kind: str, config: Path, project: str, wait: bool, inline: bool) -> None:
-    import json
     import threading
 
     from sqlalchemy import select

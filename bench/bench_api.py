@@ -21,17 +21,17 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 from backend.models import Box, Image, Label, Membership, Project  # noqa: E402
+from pgtemp import temp_database  # noqa: E402
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LABELS = ["kart", "banana", "nitro", "bomb", "gift"]  # "gift" is rare: one box on 1% of images
 STATUSES = ["unlabeled", "in_review", "accepted", "rejected"]
 SPLITS = ["train", "train", "train", "val", "test"]
@@ -139,64 +139,50 @@ def main() -> None:
     from backend.db import make_sessionmaker, migrate, session_scope
     from backend.main import create_app
 
-    temp_db = None
-    url = args.db_url
-    if url is None:
-        temp_db = f"studio_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{temp_db}"'))
-        url = PG_SERVER.rsplit("/", 1)[0] + "/" + temp_db
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            migrate(url)
-            settings = Settings(data_dir=Path(tmp), database_url=url)
-            app = create_app(settings)
-            with session_scope(make_sessionmaker(app.state.engine)) as s:
-                token = bootstrap_admin(s, settings.data_dir)
-            pid, seed_s = seed(url, args.n, args.boxes)
-            print(f"seeded {args.n:,} images and {args.n * args.boxes:,} boxes into "
-                  f"{app.state.engine.dialect.name} in {seed_s:.1f} s", flush=True)
-            rnd = random.Random(0)
-            page = f"/api/projects/{pid}/images"
-            cases = [
-                ("page 1, no filter", page, {"limit": 50}),
-                ("deep page (random offset)", page, lambda: {"limit": 50, "offset": rnd.randrange(args.n - 50)}),
-                ("deep page (keyset after_id)", page,
-                 lambda: {"limit": 50, "after_id": rnd.randrange(args.n - 50)}),
-                ("status=accepted", page, {"limit": 50, "status": "accepted"}),
-                ("split=val", page, {"limit": 50, "split": "val"}),
-                ("label=kart (on all)", page, {"limit": 50, "label": "kart"}),
-                ("label=gift (on 1%)", page, {"limit": 50, "label": "gift"}),
-                ("q=_0421 (no letters: LIKE)", page, {"limit": 50, "q": "_0421"}),
-                ("q=Frame_0421 (letters: ILIKE)", page, {"limit": 50, "q": "Frame_0421"}),
-                ("status+label+q", page, {"limit": 50, "status": "in_review", "label": "banana", "q": "99"}),
-                ("page 1, with_total=false", page, {"limit": 50, "with_total": "false"}),
-            ]
-            out = io.StringIO()
-            out.write(f"{'request':34} {'p50 ms':>8} {'p95 ms':>8} {'total':>8} {'items':>6}\n")
-            with TestClient(app) as client:
-                client.headers["Authorization"] = f"Bearer {token}"
-                for name, u, params in cases:
-                    p50, p95, body = measure(client, u, params, args.repeat)
-                    out.write(f"{name:34} {p50:8.1f} {p95:8.1f} {str(body['total']):>8} {len(body['items']):6d}\n")
-                times = []
-                for _ in range(args.repeat):
-                    iid = rnd.randrange(1, args.n + 1)
-                    t = time.perf_counter()
-                    r = client.get(f"/api/images/{iid}")
-                    times.append((time.perf_counter() - t) * 1000)
-                    assert r.status_code == 200 and len(r.json()["boxes"]) == args.boxes
-                times.sort()
-                out.write(f"{'one image with its boxes':34} {statistics.median(times):8.1f} "
-                          f"{times[int(0.95 * (len(times) - 1))]:8.1f} {'':>8} {'':>6}\n")
-            app.state.engine.dispose()
-            print(out.getvalue())
-    finally:
-        if temp_db:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{temp_db}" WITH (FORCE)'))
-            admin.dispose()
+    with temp_database(args.db_url) as url, tempfile.TemporaryDirectory() as tmp:
+        migrate(url)
+        settings = Settings(data_dir=Path(tmp), database_url=url)
+        app = create_app(settings)
+        with session_scope(make_sessionmaker(app.state.engine)) as s:
+            token = bootstrap_admin(s, settings.data_dir)
+        pid, seed_s = seed(url, args.n, args.boxes)
+        print(f"seeded {args.n:,} images and {args.n * args.boxes:,} boxes into "
+              f"{app.state.engine.dialect.name} in {seed_s:.1f} s", flush=True)
+        rnd = random.Random(0)
+        page = f"/api/projects/{pid}/images"
+        cases = [
+            ("page 1, no filter", page, {"limit": 50}),
+            ("deep page (random offset)", page, lambda: {"limit": 50, "offset": rnd.randrange(args.n - 50)}),
+            ("deep page (keyset after_id)", page,
+             lambda: {"limit": 50, "after_id": rnd.randrange(args.n - 50)}),
+            ("status=accepted", page, {"limit": 50, "status": "accepted"}),
+            ("split=val", page, {"limit": 50, "split": "val"}),
+            ("label=kart (on all)", page, {"limit": 50, "label": "kart"}),
+            ("label=gift (on 1%)", page, {"limit": 50, "label": "gift"}),
+            ("q=_0421 (no letters: LIKE)", page, {"limit": 50, "q": "_0421"}),
+            ("q=Frame_0421 (letters: ILIKE)", page, {"limit": 50, "q": "Frame_0421"}),
+            ("status+label+q", page, {"limit": 50, "status": "in_review", "label": "banana", "q": "99"}),
+            ("page 1, with_total=false", page, {"limit": 50, "with_total": "false"}),
+        ]
+        out = io.StringIO()
+        out.write(f"{'request':34} {'p50 ms':>8} {'p95 ms':>8} {'total':>8} {'items':>6}\n")
+        with TestClient(app) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            for name, u, params in cases:
+                p50, p95, body = measure(client, u, params, args.repeat)
+                out.write(f"{name:34} {p50:8.1f} {p95:8.1f} {str(body['total']):>8} {len(body['items']):6d}\n")
+            times = []
+            for _ in range(args.repeat):
+                iid = rnd.randrange(1, args.n + 1)
+                t = time.perf_counter()
+                r = client.get(f"/api/images/{iid}")
+                times.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200 and len(r.json()["boxes"]) == args.boxes
+            times.sort()
+            out.write(f"{'one image with its boxes':34} {statistics.median(times):8.1f} "
+                      f"{times[int(0.95 * (len(times) - 1))]:8.1f} {'':>8} {'':>6}\n")
+        app.state.engine.dispose()
+        print(out.getvalue())
 
 
 if __name__ == "__main__":

@@ -27,21 +27,21 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from sqlalchemy import create_engine, insert, select, text, update  # noqa: E402
+from sqlalchemy import create_engine, insert, select, update  # noqa: E402
 
 from backend.db import migrate  # noqa: E402
 from backend.models import Box, Image, Run, RunKind, RunStatus  # noqa: E402
+from pgtemp import temp_database  # noqa: E402
 
-PG_SERVER = os.environ.get("STUDIO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MIX = [("grid", 40), ("image", 25), ("box_edit", 15), ("qa_list", 10), ("run_poll", 10)]
 
 
@@ -159,11 +159,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000)
     args = ap.parse_args()
 
-    name = f"studio_load_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_SERVER.rsplit("/", 1)[0] + "/" + name
+    with temp_database(prefix="studio_load") as url:
+        run_load(args, url)
+
+
+def run_load(args, url: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_load_"))
     server = None
     try:
@@ -245,9 +245,6 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(10)
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

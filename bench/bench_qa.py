@@ -14,12 +14,12 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 
 from backend.db import make_engine, make_sessionmaker, migrate  # noqa: E402
 from backend.db import bulk_insert  # noqa: E402
@@ -27,6 +27,7 @@ from backend.importer import _db_value  # noqa: E402
 from backend.models import Box, Image, Label, Project, QAPair, utcnow  # noqa: E402
 from backend.qa import FAMILIES  # noqa: E402
 from backend.qa.store import generate  # noqa: E402
+from pgtemp import temp_database  # noqa: E402
 
 W, H, KARTS = 300, 200, 5
 NAMES = ["Puffy", "Suzanne", "Xue", "Emule", "Kiki", "Pidgin", "Sara", "Wilber"]
@@ -110,16 +111,8 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as d:
         results["sqlite"] = run(f"sqlite:///{d}/bench.db", a.n)
-    name = f"bench_qa_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(a.pg, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-        results["postgresql"] = run(a.pg.rsplit("/", 1)[0] + "/" + name, a.n)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temp_database(prefix="bench_qa", server=a.pg) as url:
+        results["postgresql"] = run(url, a.n)
     print(f"{a.n} frames x {KARTS} karts, all families {list(FAMILIES)}")
     for db, r in results.items():
         print(f"{db:10s}: {r['pairs']} pairs  generate+store {r['first']:.2f} s  regenerate {r['regenerate']:.2f} s  "

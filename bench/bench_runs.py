@@ -25,16 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import select, text  # noqa: E402
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CASES = [  # gallery requests: every sort and every filter
     ("sort most_improved", {"sort": "most_improved"}),
     ("sort most_regressed", {"sort": "most_regressed"}),
@@ -306,31 +304,22 @@ def main() -> None:
         return
 
     from bench_api import seed
+    from pgtemp import temp_database
 
     from backend.auth import bootstrap_admin
     from backend.db import make_engine, make_sessionmaker, migrate, session_scope
 
-    name = f"studio_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_SERVER.rsplit("/", 1)[0] + "/" + name
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            migrate(url)
-            eng = make_engine(url)
-            with session_scope(make_sessionmaker(eng)) as s:
-                bootstrap_admin(s, Path(tmp))  # user 1: bench_api.seed makes it the project's admin
-            eng.dispose()
-            pid, seed_s = seed(url, args.n, args.boxes)
-            print(f"seeded {args.n:,} images x {args.boxes} boxes into PostgreSQL in {seed_s:.1f} s", flush=True)
-            new = run_phase("new", url, pid, Path(tmp), args.repeat)
-            old = run_phase("old", url, pid, Path(tmp), args.old_repeat) if not args.skip_old else None
-            split = run_phase("split", url, pid, Path(tmp), 1)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temp_database() as url, tempfile.TemporaryDirectory() as tmp:
+        migrate(url)
+        eng = make_engine(url)
+        with session_scope(make_sessionmaker(eng)) as s:
+            bootstrap_admin(s, Path(tmp))  # user 1: bench_api.seed makes it the project's admin
+        eng.dispose()
+        pid, seed_s = seed(url, args.n, args.boxes)
+        print(f"seeded {args.n:,} images x {args.boxes} boxes into PostgreSQL in {seed_s:.1f} s", flush=True)
+        new = run_phase("new", url, pid, Path(tmp), args.repeat)
+        old = run_phase("old", url, pid, Path(tmp), args.old_repeat) if not args.skip_old else None
+        split = run_phase("split", url, pid, Path(tmp), 1)
 
     def o(key, fmt="{:.2f}"):
         return fmt.format(old[key]) if old else "-"

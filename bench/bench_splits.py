@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 
-from bench.bench_api import PG_SERVER, _copy, _executemany  # noqa: E402
+from bench.bench_api import _copy, _executemany  # noqa: E402
+from bench.pgtemp import temp_database  # noqa: E402
 from backend.models import Image, Project  # noqa: E402
 
 
@@ -43,13 +43,7 @@ def main() -> None:
     from backend import splits
     from backend.db import make_sessionmaker, migrate
 
-    temp_db, url = None, args.db_url
-    if url is None:
-        temp_db = f"studio_bench_{uuid.uuid4().hex[:8]}"
-        with create_engine(PG_SERVER, isolation_level="AUTOCOMMIT").connect() as c:
-            c.execute(text(f'CREATE DATABASE "{temp_db}"'))
-        url = PG_SERVER.rsplit("/", 1)[0] + "/" + temp_db
-    try:
+    with temp_database(args.db_url) as url:
         migrate(url)
         engine = create_engine(url)
         with engine.begin() as conn:
@@ -87,10 +81,6 @@ def main() -> None:
             print(f"  {name:34s} {t:6.2f} s  ({t / base:.2f} x baseline){'  target <= 3 s' if 'applied' in name else ''}")
         print(f"  counts {a['counts']}, leaks in preview {len(p['leaks'])}, check ok {c['ok']}")
         engine.dispose()
-    finally:
-        if temp_db:
-            with create_engine(PG_SERVER, isolation_level="AUTOCOMMIT").connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{temp_db}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import zipfile
 
-import pytest
 
 from tests.formats.helpers import STK_DATA, coco_files
 

@@ -15,7 +15,6 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 import shutil

@@ -11,7 +11,6 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from backend import catalog
 from backend.db import session_scope
 from backend.models import Run
 from tests.runs.conftest import config, make_project, tiny_paligemma  # noqa: F401 - a fixture

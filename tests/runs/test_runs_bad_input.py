@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from backend.db import session_scope
-from backend.models import Image, Run
+from backend.models import Run
 from tests.runs.conftest import config
 from worker.runner import execute
 

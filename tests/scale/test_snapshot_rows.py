@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 from sqlalchemy import func, select
 
 from backend.db import bulk_insert, session_scope
