@@ -20,6 +20,18 @@ XXE = b"""<?xml version="1.0"?>
 <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>"""
 
 
+def with_peak_memory(fn):
+    """(fn(), the peak bytes Python allocated while it ran): a refused bomb must not inflate."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _deep(n: int):
     doc: list = []
     for _ in range(n):
@@ -203,23 +215,14 @@ def deflated_zip(files: dict[str, bytes]) -> bytes:
 def test_zip_bomb_member_is_refused_unread_and_memory_stays_flat(client, app, route):
     """A ~100 KB zip whose member inflates to 48 MB of zeros: 413 naming the member and the ratio,
     nothing written, and the server's peak allocation during the request far below the member."""
-    import tracemalloc
-
     pid = new_project(client)
     big = 48 * 1024 * 1024  # under the 64 MB per-file cap: the ratio refuses it
     data = deflated_zip({**coco_files(), "images/zeros.png": bytes(big)})
     assert len(data) < 1024 * 1024
     before = snapshot(app)
-    tracemalloc.start()
-    try:
-        if route == "imports":
-            r = client.post(f"/api/projects/{pid}/imports", data={"format": "coco"},
-                            files=[("files", ("bomb.zip", data, "application/zip"))])
-        else:
-            r = client.post(f"/api/projects/{pid}/images", files=[("files", ("bomb.zip", data, "application/zip"))])
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    files = [("files", ("bomb.zip", data, "application/zip"))]
+    r, peak = with_peak_memory(lambda: client.post(f"/api/projects/{pid}/imports", data={"format": "coco"}, files=files)
+                               if route == "imports" else client.post(f"/api/projects/{pid}/images", files=files))
     assert r.status_code == 413, r.text
     assert "images/zeros.png" in r.json()["detail"] and "zip bomb" in r.json()["detail"]
     assert peak < big // 8, f"peak {peak} bytes while refusing a {big}-byte member"
@@ -230,16 +233,10 @@ def test_zip_bomb_member_is_refused_unread_and_memory_stays_flat(client, app, ro
 def test_non_image_zip_members_are_never_inflated(client, app):
     """An image upload skips non-image members by name, without reading them (a 96 MB .bin of
     zeros costs nothing); the images beside it are imported."""
-    import tracemalloc
-
     pid = new_project(client)
     data = deflated_zip({"a.png": png(), "notes.bin": bytes(96 * 1024 * 1024)})
-    tracemalloc.start()
-    try:
-        r = client.post(f"/api/projects/{pid}/images", files=[("files", ("x.zip", data, "application/zip"))])
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    r, peak = with_peak_memory(
+        lambda: client.post(f"/api/projects/{pid}/images", files=[("files", ("x.zip", data, "application/zip"))]))
     assert r.status_code == 201, r.text
     assert r.json()["created"] == 1 and r.json()["skipped"] == ["x.zip:notes.bin"]
     assert peak < 12 * 1024 * 1024

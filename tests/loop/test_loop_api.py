@@ -113,16 +113,22 @@ def test_predict_ranked_by_uncertainty_review_in_order_and_accept_drafts(client,
     assert len(r["items"]) == 1
 
 
-def test_uncertainty_order_on_known_scores(client, app):
-    """Empty and unparseable outputs first, then by the least confident box, low first."""
+def unlabeled_project(client, app, names: str) -> tuple[int, list[int]]:
+    """A project with one unlabeled 16x16 image per letter of `names`: (project id, image ids in order)."""
     pid = new_project(client)
     files = {"annotations.json": json.dumps({"images": [
-        {"id": i, "file_name": f"{n}.png", "width": 16, "height": 16} for i, n in enumerate("abcd", 1)],
+        {"id": i, "file_name": f"{n}.png", "width": 16, "height": 16} for i, n in enumerate(names, 1)],
         "annotations": [], "categories": [{"id": 1, "name": "kart"}]}).encode()}
-    files.update({f"images/{n}.png": png(16, 16, seed=i) for i, n in enumerate("abcd", 1)})
+    files.update({f"images/{n}.png": png(16, 16, seed=i) for i, n in enumerate(names, 1)})
     assert post_import(client, pid, "coco", files).status_code == 200
     with session_scope(app.state.sessionmaker) as s:
-        a, b, c, d = s.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)).all()
+        return pid, s.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)).all()
+
+
+def test_uncertainty_order_on_known_scores(client, app):
+    """Empty and unparseable outputs first, then by the least confident box, low first."""
+    pid, (a, b, c, d) = unlabeled_project(client, app, "abcd")
+    with session_scope(app.state.sessionmaker) as s:
         run = Run(project_id=pid, kind=RunKind.predict, status=RunStatus.succeeded, config={})
         s.add(run)
         s.flush()
@@ -142,14 +148,8 @@ def test_uncertainty_order_on_known_scores(client, app):
 def test_worst_images_by_change_and_by_error_kind(client, app):
     """Most regressed first; by an error kind, the most of it first (images without it left out);
     an evaluate run (one phase) by its lowest f1."""
-    pid = new_project(client)
-    files = {"annotations.json": json.dumps({"images": [
-        {"id": i, "file_name": f"{n}.png", "width": 16, "height": 16} for i, n in enumerate("abc", 1)],
-        "annotations": [], "categories": [{"id": 1, "name": "kart"}]}).encode()}
-    files.update({f"images/{n}.png": png(16, 16, seed=i) for i, n in enumerate("abc", 1)})
-    assert post_import(client, pid, "coco", files).status_code == 200
+    pid, (a, b, c) = unlabeled_project(client, app, "abc")
     with session_scope(app.state.sessionmaker) as s:
-        a, b, c = s.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)).all()
 
         def stats(iid, f1, fn=0, fp=0, wl=0):
             return {"image_id": iid, "tp": 1, "fp": fp, "fn": fn, "wrong_label": wl, "f1": f1}
