@@ -8,7 +8,17 @@ import zipfile
 
 from tests.api.conftest import image_bytes
 
-HUB = {"family": "paligemma", "base_model": "google/paligemma2-3b-pt-224", "leak_key": "frame"}
+import pytest
+
+
+@pytest.fixture
+def run_cfg(tmp_path) -> dict:
+    """A run config on a local model folder (config.json only: these runs are never executed, and
+    a hub id would be refused offline before queueing)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "paligemma"}')
+    return {"family": "paligemma", "base_model": str(model), "leak_key": "frame"}
 
 
 def _setup(client, upload, pid: int) -> dict[str, int]:
@@ -32,24 +42,24 @@ def _snapshot(client, run: dict) -> dict:
     return r.json()["snapshot"]
 
 
-def test_runs_train_on_the_chosen_statuses(client, project, upload):
+def test_runs_train_on_the_chosen_statuses(client, project, upload, run_cfg):
     pid = project["id"]
     _setup(client, upload, pid)
-    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": HUB})
+    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": run_cfg})
     assert r.status_code == 201, r.text
     assert r.json()["config"]["image_status"] == "not_rejected"
     snap = _snapshot(client, r.json())
     assert snap["image_status"] == "not_rejected" and snap["n_images"] == 4  # a c d e
-    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**HUB, "image_status": "accepted"}})
+    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**run_cfg, "image_status": "accepted"}})
     assert r.status_code == 201, r.text
     snap = _snapshot(client, r.json())
     assert snap["image_status"] == "accepted" and snap["n_images"] == 2  # a e
-    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**HUB, "image_status": "all"}})
+    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**run_cfg, "image_status": "all"}})
     assert _snapshot(client, r.json())["n_images"] == 6
     # bad filter: 422 naming the field; no accepted image left in a split: 422 saying which
-    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**HUB, "image_status": "done"}})
+    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**run_cfg, "image_status": "done"}})
     assert r.status_code == 422 and "config.image_status" in r.json()["detail"]
-    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**HUB, "image_status": "unlabeled"}})
+    r = client.post(f"/api/projects/{pid}/runs", json={"kind": "train", "config": {**run_cfg, "image_status": "unlabeled"}})
     assert r.status_code == 422 and "held-out" in r.json()["detail"] and "unlabeled" in r.json()["detail"]
 
 

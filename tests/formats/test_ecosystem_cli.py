@@ -26,7 +26,7 @@ def test_hub_folder_in_instruction_zip_out_and_back(cli, tmp_path):
     assert r.exit_code == 0, r.output
     zf = zipfile.ZipFile(out)
     assert set(zf.namelist()) == {"train.json", "val.json", "test.json", "dataset_info.json", "images/1.png",
-                                  "images/2.png", "images/3.png"}
+                                  "images/2.png", "images/3.png", "image_status.csv"}
     (item,) = json.loads(zf.read("train.json"))
     assert item["conversations"][1]["value"] == "Mask [100, 200, 500, 1000]" and item["images"] == ["images/1.png"]
 

@@ -102,7 +102,8 @@ def test_supertuxkart_import_keeps_kart_names_and_meta_through_coco(client, app)
                     files=[("files", (n, b, "application/octet-stream")) for n, b in files.items()])
     assert r.status_code == 200, r.text
     assert r.json() == {"format": "supertuxkart", "images_read": 3, "images_added": 3, "boxes_added": 6,
-                        "labels_created": ["kart"], "clipped": 0, "warnings": []}
+                        "labels_created": ["kart"], "labels_matched": [], "boxes_per_label": {"kart": 6},
+                        "clipped": 0, "warnings": []}
     from sqlalchemy import select
 
     from backend.models import Box, Image, ImageStatus
