@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import shot
 from tests.e2e.helpers import png
+from tests.e2e.test_runs_page import tiny_paligemma  # noqa: F401  (fixture)
 from tests.e2e.test_editor import drag, image_to_screen, saved, sign_in, wait_for
 
 W, H = 320, 240
@@ -27,7 +28,7 @@ def at(page, iid: int, status: str) -> None:
     expect(page.get_by_test_id("image-status")).to_have_text(status)
 
 
-def test_status_drives_runs_and_the_editor_is_safe(page, studio):
+def test_status_drives_runs_and_the_editor_is_safe(page, studio, tiny_paligemma):
     api = studio.api()
     pid, labels, ids = _project(api, "Review e2e")
     boxes = [api.post(f"/api/images/{ids[0]}/boxes", json={"label_id": labels["kart"], "x1": x, "y1": 40, "x2": x + 80,
@@ -108,7 +109,7 @@ def test_status_drives_runs_and_the_editor_is_safe(page, studio):
     wait_for(lambda: api.get(f"/api/images/{ids[2]}").json()["status"] == "accepted", what="third accepted")
     assert api.get(f"/api/images/{ids[1]}").json()["status"] == "rejected"
     page.goto(f"/projects/{pid}/runs")
-    page.get_by_label("Base model").fill("google/paligemma2-3b-pt-224")
+    page.get_by_label("Base model").fill(str(tiny_paligemma))  # a hub id is refused offline
     page.get_by_label("Images", exact=True).select_option("accepted")
     expect(page.get_by_text("a run would use 2 of 4 train+test images (accepted)")).to_be_visible()
     page.get_by_role("button", name="Launch").click()
