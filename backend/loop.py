@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from backend.config import Settings
 from backend.errors import Conflict, InvalidInput
-from backend.models import Image, ImageStatus, Prediction, ReviewItem, Run, RunKind, RunStatus, Snapshot, utcnow
-from backend.runs import create_run
+from backend.models import Image, ImageStatus, Prediction, ReviewItem, Run, RunImageResult, RunKind, RunStatus, utcnow
+from backend.runs import create_run, load_snapshot
 
 By = Literal["change", "missed", "false_box", "wrong_label", "uncertainty"]
 ERROR_STAT = {"missed": "fn", "false_box": "fp", "wrong_label": "wrong_label"}  # error kind -> per-image stat
@@ -37,30 +37,29 @@ def _need_succeeded(run: Run) -> None:
         raise Conflict(f"run {run.id} is {run.status.value}; only a succeeded run's results can be used")
 
 
-def worst_images(run: Run, n: int, by: By) -> list[dict]:
-    """[{image_id, reason, score}] of the N worst held-out images (see the module doc)."""
+def worst_images(session: Session, run: Run, n: int, by: By) -> list[dict]:
+    """[{image_id, reason, score}] of the N worst held-out images (see the module doc), ranked and
+    cut in SQL over the run's per-image result rows."""
     _need_succeeded(run)
     if run.kind == RunKind.predict:
         raise InvalidInput(f"by: run {run.id} is a predict run (no ground truth); rank it by 'uncertainty'")
-    per = (run.metrics or {}).get("per_image") or {}
-    before = {r["image_id"]: r for r in per.get("before", [])}
-    after = {r["image_id"]: r for r in per.get("after", [])}
-    last = after or before
-    if not last:
+    R = RunImageResult
+    mine = R.run_id == run.id
+    if session.scalar(select(R.image_id).where(mine).limit(1)) is None:
         raise Conflict(f"run {run.id} stored no per-image results")
-    items = []
-    for iid, r in last.items():
-        if by == "change":
-            b = before.get(iid)
-            score = r["f1"] - b["f1"] if after and b else r["f1"]
-            items.append((score, iid, {"image_id": iid, "reason": "regressed" if after and b else "low_f1",
-                                       "score": score}))
-        else:
-            k = r.get(ERROR_STAT[by], 0)
-            if k:
-                items.append((-k, iid, {"image_id": iid, "reason": by, "score": float(k)}))
-    items.sort(key=lambda t: (t[0], t[1]))
-    return [t[2] for t in items[:n]]
+    has_after = session.scalar(select(R.image_id).where(mine, R.f1_after.is_not(None)).limit(1)) is not None
+    phase = "after" if has_after else "before"  # the last phase the run evaluated
+    f1 = getattr(R, f"f1_{phase}")
+    if by == "change":
+        both = R.f1_before.is_not(None) if has_after else literal(False)
+        score = case((both, R.f1_after - R.f1_before), else_=f1)
+        reason = case((both, literal("regressed")), else_=literal("low_f1"))
+        q = select(R.image_id, reason, score).where(mine, f1.is_not(None)).order_by(score, R.image_id)
+    else:
+        stat = getattr(R, f"{ERROR_STAT[by]}_{phase}")
+        q = (select(R.image_id, literal(by), stat).where(mine, f1.is_not(None), stat > 0)
+             .order_by(stat.desc(), R.image_id))
+    return [{"image_id": iid, "reason": why, "score": float(sc)} for iid, why, sc in session.execute(q.limit(n))]
 
 
 def uncertainty(session: Session, run: Run) -> list[dict]:
@@ -91,7 +90,7 @@ def send_to_review(session: Session, run: Run, n: int, by: By) -> dict:
     """Queue the run's N worst (or most uncertain) images for review; return the queue."""
     if not 1 <= n <= MAX_N:
         raise InvalidInput(f"n: must be 1..{MAX_N}, got {n}")
-    picked = uncertainty(session, run)[:n] if by == "uncertainty" else worst_images(run, n, by)
+    picked = uncertainty(session, run)[:n] if by == "uncertainty" else worst_images(session, run, n, by)
     ids = [p["image_id"] for p in picked]
     live = set(session.scalars(select(Image.id).where(Image.project_id == run.project_id, Image.id.in_(ids))))
     picked = [p for p in picked if p["image_id"] in live]  # an image deleted since the run is skipped
@@ -143,9 +142,10 @@ def retrain(session: Session, settings: Settings, parent: Run, user_id: int | No
 
 
 def _eval_images(session: Session, snapshot_id: int | None, split: str) -> list:
-    snap = session.get(Snapshot, snapshot_id) if snapshot_id else None
-    return sorted(([im["id"], im["boxes"]] for im in (snap.content["images"] if snap else []) if im["split"] == split),
-                  key=lambda t: t[0])
+    """A snapshot's images of `split` with their boxes, in id order (to tell two runs scored the same data)."""
+    if not snapshot_id:
+        return []
+    return [[im["id"], im["boxes"]] for im in load_snapshot(session, snapshot_id, [split])["images"]]
 
 
 def _numbers(m: dict) -> dict[str, float]:

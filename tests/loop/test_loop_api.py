@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from backend.db import session_scope
 from backend.models import Image, ImageStatus, Prediction, Run, RunKind, RunStatus
+from backend.runs import store_results
 from tests.formats.helpers import new_project, png, post_import
 from tests.runs.conftest import config
 from worker.runner import execute
@@ -156,13 +157,16 @@ def test_worst_images_by_change_and_by_error_kind(client, app):
 
         per = {"before": [stats(a, 0.5), stats(b, 0.9), stats(c, 0.2)],
                "after": [stats(a, 0.6, fn=1), stats(b, 0.3, fn=3, wl=1), stats(c, 0.2)]}
-        train = Run(project_id=pid, kind=RunKind.train, status=RunStatus.succeeded, config={},
-                    metrics={"per_image": per})
-        ev = Run(project_id=pid, kind=RunKind.evaluate, status=RunStatus.succeeded, config={},
-                 metrics={"per_image": {"after": per["before"]}})
+        train = Run(project_id=pid, kind=RunKind.train, status=RunStatus.succeeded, config={})
+        ev = Run(project_id=pid, kind=RunKind.evaluate, status=RunStatus.succeeded, config={})
         s.add_all([train, ev])
         s.flush()
         tid, eid = train.id, ev.id
+        # the rows the runner writes (backend.runs.store_results): both phases, and an evaluate run's one
+        held_out = {a: "test", b: "test", c: "test"}
+        for phase in ("before", "after"):
+            store_results(s, tid, phase, per[phase], held_out)
+        store_results(s, eid, "after", per["before"], held_out)
 
     def order(rid, by, n=10):
         r = client.post(f"/api/runs/{rid}/review", json={"n": n, "by": by})
