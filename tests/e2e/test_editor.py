@@ -170,6 +170,8 @@ def test_sign_in_create_upload_draw_relabel_conflict(page, studio, tmp_path):
     page.keyboard.press("x")
     page.wait_for_url(re.compile(rf"/images/{images[2]['id']}\b"))
     assert api.get(f"/api/images/{images[1]['id']}").json()["status"] == "rejected"
+    # the editor knows where it is in the list before ← (else ← can run from a stale position)
+    expect(page.get_by_test_id("image-counter")).to_contain_text("image 3 of")
     page.keyboard.press("ArrowLeft")
     page.wait_for_url(re.compile(rf"/images/{images[1]['id']}\b"))
     shot(page, "07-editor-next")
