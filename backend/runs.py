@@ -294,7 +294,8 @@ def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_fam
                                     sort_keys=True).encode())
     counts = []
     pg = session.get_bind().dialect.name == "postgresql"
-    for i, q in enumerate(_snapshot_selects(project_id, splits, qa_families, status_ok)):
+    selects = _snapshot_selects(project_id, splits, qa_families, status_ok)  # hashed, then copied
+    for i, q in enumerate(selects):
         h.update(("images", "boxes", "qa")[i].encode())
         if pg:  # the database digests its own rows: nothing crosses the wire but 64 hex digits
             digest, n = _pg_digest(session, q, skip_first=i == 1)
@@ -320,7 +321,7 @@ def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_fam
     session.add(snap)
     session.flush()
     sid = literal(snap.id, Integer)
-    for table, q in zip((SnapshotImage, SnapshotBox, SnapshotQA), _snapshot_selects(project_id, splits, qa_families, status_ok)):
+    for table, q in zip((SnapshotImage, SnapshotBox, SnapshotQA), selects):
         cols = [c.name for c in table.__table__.columns]
         session.execute(insert(table.__table__).from_select(
             cols, q.with_only_columns(sid, *q.selected_columns).order_by(None)))

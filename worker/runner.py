@@ -185,14 +185,17 @@ class Executor:
     def _boxes(raw: list) -> list[Box]:
         return [Box(b["label"], float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"])) for b in raw]
 
-    def _qa_sample(self, im: dict, qa: list) -> Sample:
+    def _qa_sample(self, im: dict, qa: list, *, with_image: bool = True) -> Sample:
+        """with_image=False: the text and boxes only (no image path, so nothing is fetched from
+        object storage), for answer statistics."""
         _qid, fam, _tid, question, answer, params = qa
         params = params if isinstance(params, dict) else json.loads(params or "{}")
         boxes = self._boxes(params.get("boxes") or [])
+        image = self._image_path(im) if with_image else ""
         if params.get("task") == "detect":
-            return Sample(image=self._image_path(im), task="detect", classes=list(params.get("classes") or self.labels),
+            return Sample(image=image, task="detect", classes=list(params.get("classes") or self.labels),
                           boxes=boxes, image_id=im["id"], qtype=fam)
-        return Sample(image=self._image_path(im), task="vqa", question=question, answer=answer, boxes=boxes,
+        return Sample(image=image, task="vqa", question=question, answer=answer, boxes=boxes,
                       qtype=fam, image_id=im["id"])
 
     def _det_sample(self, im: dict) -> Sample:
@@ -339,13 +342,10 @@ class Executor:
         for im in self.snapshot["images"]:
             if im["split"] != self.cfg.train_split:
                 continue
-            for _qid, fam, _tid, _question, answer, params in im["qa"]:
-                params = params if isinstance(params, dict) else json.loads(params or "{}")
-                if params.get("task") == "detect":
-                    continue
-                # no image needed (and none fetched from object storage): the answer text only
-                s = Sample(image="", task="vqa", answer=answer, boxes=self._boxes(params.get("boxes") or []), qtype=fam)
-                train.append((fam, family.target_text(s, im["width"], im["height"])))
+            for q in im["qa"]:
+                s = self._qa_sample(im, q, with_image=False)
+                if s.task == "vqa":
+                    train.append((s.qtype, family.target_text(s, im["width"], im["height"])))
         if not train:
             return None
         return majority_answer(train, [(s.qtype, r) for s, r in zip(vqa, refs)])
