@@ -3,7 +3,9 @@
 - local: `save_pretrained` folders under `<data_dir>/models` (family from config.json's model_type,
   size on disk, parameter count from the safetensors headers, and, for a model pre-trained here,
   what it was pre-trained on: its `studio_pretraining.json`);
-- the demo's model (worker/demo_model.py): ready, or being prepared by a build job;
+- the demo's model: the shipped base (backend/demo_data/model, pre-trained on real SuperTuxKart
+  frames by worker/demo_model.py), copied into `<data_dir>/models` on first look; a build job
+  re-trains it from scratch;
 - hub presets, one per family: usable on a worker that reaches the model hub or holds a local copy.
 
 A build job (the demo model) is a Celery task on the gpu queue like a run; its state is one JSON
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
 import time
@@ -36,7 +39,8 @@ HUB_PRESETS: list[dict] = [
 ]
 HUB_NOTE = "needs the model hub or a local copy"
 DEMO_JOB = "demo"
-DEMO_PREFIX = "tiny-paligemma-synth-"
+DEMO_PREFIX = "tiny-paligemma-stk-"
+DEMO_SHIPPED = Path(__file__).resolve().parent / "demo_data" / "model"  # weights + card, see its README.md
 JOB_STALE_SECONDS = 300  # a running job whose worker wrote nothing for this long is reported lost
 
 
@@ -93,7 +97,10 @@ def describe_folder(path: Path) -> dict | None:
         "status": "ready" if family else "unsupported", "size_bytes": sum(p.stat().st_size for p in files),
         "parameters": params,
         "pretrained": ({"data": pre.get("data"), "steps": (pre.get("recipe") or {}).get("steps"),
-                        "samples": pre.get("samples"), "seconds": pre.get("seconds")} if pre else None),
+                        "samples": pre.get("samples"), "seconds": pre.get("seconds"),
+                        "cpu_seconds": pre.get("cpu_seconds"), "tracks": sorted(pre.get("tracks") or {}),
+                        "never_seen": pre.get("never_seen") or [], "held_out": pre.get("held_out") or {}}
+                       if pre else None),
         "note": None if family else f"model_type {model_type!r} is not one of the studio's families",
     }
 
@@ -142,12 +149,37 @@ def queue_demo_build(settings: Settings, recipe: dict | None = None) -> dict:
 BUILD_TASK = "studio.build_model"
 
 
+def shipped_demo_card() -> dict | None:
+    f = DEMO_SHIPPED / "studio_pretraining.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def install_shipped_demo(models: Path) -> Path | None:
+    """The shipped demo base copied (once, atomically) to `<data_dir>/models/<DEMO_PREFIX><sha12>/`:
+    a local model like any other from then on. None when the checkout ships no weights."""
+    card = shipped_demo_card()
+    if card is None:
+        return None
+    out = Path(models) / f"{DEMO_PREFIX}{card['sha256'][:12]}"
+    if not (out / "config.json").is_file():
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(DEMO_SHIPPED, tmp)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process installed it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def _demo_entry(settings: Settings, local: list[dict]) -> dict:
     ready = [m for m in local if m["name"].startswith(DEMO_PREFIX) and m["pretrained"]]
+    if not ready and install_shipped_demo(models_dir(settings)) is not None:
+        ready = [m for m in local_models(settings) if m["name"].startswith(DEMO_PREFIX) and m["pretrained"]]
     job = read_job(settings, DEMO_JOB)
     newest = max(ready, key=lambda m: Path(m["id"]).stat().st_mtime) if ready else None
     entry = {
-        "id": newest["id"] if newest else "demo", "name": "Demo: tiny PaliGemma pre-trained on synthetic karts",
+        "id": newest["id"] if newest else "demo", "name": "Demo: tiny PaliGemma pre-trained on real SuperTuxKart frames",
         "source": "demo", "family": "paligemma", "model_type": "paligemma",
         "size_bytes": newest["size_bytes"] if newest else None,
         "parameters": newest["parameters"] if newest else None,
@@ -155,7 +187,8 @@ def _demo_entry(settings: Settings, local: list[dict]) -> dict:
     }
     building = job is not None and job.get("state") in ("queued", "running")
     if newest and not building:
-        entry.update(status="ready", note="pre-trained here on SYNTHETIC racing scenes; fine-tune it on your frames")
+        entry.update(status="ready", note=f"pre-trained on {newest['pretrained']['data']}; never saw the demo's "
+                     "tracks; fine-tune it on your frames")
     elif building:
         eta = job.get("eta_seconds")
         entry.update(status="building", note=f"being prepared ({job['state']}, {round(100 * (job.get('progress') or 0))} %"

@@ -390,7 +390,7 @@ def split_cmd(
         raise typer.Exit(1)
 
 
-# ---------------------------------------------------------------- offline demo (backend/demo.py, worker/synth_karts.py)
+# ---------------------------------------------------------------- offline demo (backend/demo.py, worker/demo_model.py)
 datasets_app = typer.Typer(help="Datasets the studio can generate.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 
@@ -417,8 +417,9 @@ def demo(
     max_eval_images: int = typer.Option(None, "--max-eval-images", help="evaluate on at most this many held-out images"),
     threads: int = typer.Option(2, "--threads", min=1, help="CPU threads for torch"),
 ) -> None:
-    """The offline before/after demo: a tiny PaliGemma pre-trained on SYNTHETIC scenes, LoRA fine-tuned
-    on REAL SuperTuxKart frames (or --data), evaluated on held-out tracks before and after."""
+    """The offline before/after demo: the shipped tiny PaliGemma (pre-trained on real SuperTuxKart frames
+    of other tracks), LoRA fine-tuned on the shipped frames' tracks (or --data), evaluated on held-out
+    tracks before and after."""
     from backend.demo import format_table, run_demo
     from backend.errors import StudioError
 
@@ -433,11 +434,12 @@ def demo(
         raise typer.Exit(1) from None
     typer.echo(f"\nrun {res.run_id} of project {res.project_id}: {res.status}"
                + (f" ({res.error})" if res.error else ""))
-    typer.echo("held-out split, pretrained (synthetic pre-training only) vs LoRA fine-tuned on the train split:")
+    typer.echo("held-out split, pretrained (pre-trained on other tracks only) vs LoRA fine-tuned on the train split:")
     typer.echo(format_table(res))
     typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in res.seconds.items()))
-    typer.echo("The pretrained model's training data is SYNTHETIC (worker/synth_karts.py); the project's frames are "
-               + ("real game frames." if data is None else f"from {data}."))
+    from backend.demo import BASE_NOTE
+
+    typer.echo(BASE_NOTE + "The project's frames are " + ("real game frames." if data is None else f"from {data}."))
     typer.echo("Open it in the studio: `studio up`, then the project's Runs page.")
     if res.status != "succeeded":
         raise typer.Exit(1)
@@ -477,12 +479,18 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="the GET /api
 
 @models_app.command("build")
 def models_build(
-    name: str = typer.Argument("demo", help="demo (the pre-trained demo model) or tiny-<family> (random, seconds)"),
+    name: str = typer.Argument("demo", help="demo (re-train the demo base from scratch) or tiny-<family> (random, seconds)"),
     steps: int = typer.Option(None, "--steps", min=1, help="demo: pre-training steps (default: the tuned recipe)"),
+    frames: Path = typer.Option(None, "--frames", help="demo: folder of SuperTuxKart track folders "
+                                "(default: STUDIO_DEMO_FRAMES, else ../shared/supertuxkart)"),
+    out: Path = typer.Option(None, "--out", help="demo with --inline: write the model here (e.g. backend/demo_data/model "
+                             "to refresh the shipped weights) instead of <data>/models"),
+    threads: int = typer.Option(None, "--threads", min=1, help="demo with --inline: CPU threads for torch"),
     wait: bool = typer.Option(False, "--wait", help="demo: follow the job until it ends"),
     inline: bool = typer.Option(False, "--inline", help="demo: build in this process instead of a worker"),
 ) -> None:
-    """Build a model into <data>/models: the demo model as a job on the worker queue (like a run),
+    """Build a model: re-train the demo base from scratch on real frames (the seeded script that made
+    the shipped weights; an hour or more of CPU) as a job on the worker queue (like a run) or --inline,
     or a tiny random model of a family (worker/tiny.py, for trying the pipeline)."""
     import time
 
@@ -502,6 +510,23 @@ def models_build(
     if name != catalog.DEMO_JOB:
         raise typer.BadParameter(f"unknown model {name!r}: demo or tiny-<family>", param_hint="NAME")
     recipe = {"steps": steps} if steps else None
+    if out is not None:
+        if not inline:
+            raise typer.BadParameter("--out goes with --inline", param_hint="--out")
+        import torch
+
+        from worker.demo_model import SHARED_FRAMES, Recipe, build_pretrained
+
+        if threads:
+            torch.set_num_threads(threads)
+        r = Recipe(**{**settings.demo_recipe, **(recipe or {})})
+        build_pretrained(out, r, frames or settings.demo_frames or SHARED_FRAMES, log=typer.echo)
+        return
+    if frames is not None:
+        if not inline:
+            raise typer.BadParameter("--frames goes with --inline (a worker reads STUDIO_DEMO_FRAMES)",
+                                     param_hint="--frames")
+        settings = settings.model_copy(update={"demo_frames": frames})
     if inline:
         from worker.model_tasks import build_model
 

@@ -53,9 +53,11 @@ class Settings(BaseSettings):
     run_max_attempts: int = 3
     reaper_interval_seconds: float = 15.0
     queued_resend_seconds: float = 120.0
-    # The demo model's pre-training recipe: overrides of worker.demo_model.Recipe's tuned defaults,
-    # e.g. STUDIO_DEMO_RECIPE='{"steps": 6, "n_images": 40}' for a quick build (tests, a first look).
+    # Re-training the demo base from scratch (the shipped weights need neither): overrides of
+    # worker.demo_model.Recipe's tuned defaults, e.g. STUDIO_DEMO_RECIPE='{"steps": 6}' for a quick
+    # build, and the folder of SuperTuxKart track folders it reads (default ../shared/supertuxkart).
     demo_recipe: dict = {}
+    demo_frames: Path | None = None
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"

@@ -339,7 +339,41 @@ def location_prior(train: Iterable[ImageTruth | tuple], evaluate: Iterable[Image
     truths = _truths(evaluate)
     preds = {t.image_id: [Box(lab, f[0] * t.width, f[1] * t.height, f[2] * t.width, f[3] * t.height, score=1.0)
                           for lab, f in med.items()] for t in truths}
-    return {**detection_metrics(truths, preds, iou_thr=iou_thr), "boxes": med}
+    dep = image_dependence(truths, preds)
+    return {**detection_metrics(truths, preds, iou_thr=iou_thr), "boxes": med, "distinct_boxes": dep["distinct"],
+            "centre_r_x": dep["centre_r_x"], "centre_r_y": dep["centre_r_y"]}
+
+
+def image_dependence(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn) -> dict:
+    """Does a model look at the image, or answer where objects usually are? `distinct`: the share
+    of images whose predicted boxes (rounded to a pixel) differ from every other image's;
+    `centre_r_x` / `centre_r_y`: Pearson r between each true box's centre and the centre of the
+    predicted box overlapping it most (true boxes no prediction touches are left out; None when
+    fewer than 3 pairs or no spread). A fixed box on every frame scores distinct 0 and r about 0."""
+    truths = _truths(gts)
+    pred_map = _predictions(preds, {g.image_id for g in truths})
+    keys = [tuple((round(b.x1), round(b.y1), round(b.x2), round(b.y2)) for b in pred_map.get(t.image_id, []))
+            for t in truths]
+    seen = Counter(keys)
+    pairs = []
+    for t in truths:
+        ps = pred_map.get(t.image_id, [])
+        if not ps or not t.boxes:
+            continue
+        ious = iou_matrix(boxes_array(t.boxes), boxes_array(ps))  # (G, P)
+        for g, row in zip(t.boxes, ious):
+            if row.max() > 0:
+                p = ps[int(row.argmax())]
+                pairs.append(((g.x1 + g.x2) / 2, (g.y1 + g.y2) / 2, (p.x1 + p.x2) / 2, (p.y1 + p.y2) / 2))
+    a = np.asarray(pairs, dtype=float).reshape(-1, 4)
+
+    def r(i: int, j: int) -> float | None:
+        if len(a) < 3 or a[:, i].std() == 0 or a[:, j].std() == 0:
+            return None
+        return float(np.corrcoef(a[:, i], a[:, j])[0, 1])
+
+    return {"distinct": sum(seen[k] == 1 for k in keys) / len(keys) if keys else None,
+            "centre_r_x": r(0, 2), "centre_r_y": r(1, 3), "pairs": len(a)}
 
 
 # --- both --------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Model-build jobs on the worker queue (the demo model today): `build_model(settings, name, recipe)`
-runs worker.demo_model.ensure_pretrained and reports state, progress, ETA and log lines to the
+re-trains the demo base from scratch (worker.demo_model.ensure_pretrained(scratch=True); the shipped
+weights need no job) and reports state, progress, ETA and log lines to the
 job's file (backend.catalog.write_job), which the catalogue and the Models page read."""
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ def build_model(settings: Settings, name: str, recipe: dict | None = None) -> st
 
     say(f"build started (worker pid {os.getpid()})", state="running", pid=os.getpid(), started_at=t0, progress=0.0)
     try:
-        r = Recipe(**(recipe if recipe is not None else settings.demo_recipe))
-        # the synthetic scenes and the base come first (the bar's first 10 %), then the steps
-        path = ensure_pretrained(settings.data_dir, r, log=say, progress=progress)
+        r = Recipe(**{**settings.demo_recipe, **(recipe or {})})
+        # reading the frames and the base come first (the bar's first 10 %), then the steps
+        path = ensure_pretrained(settings.data_dir, r, scratch=True, frames=settings.demo_frames, log=say,
+                                 progress=progress)
     except Exception as e:  # noqa: BLE001 - the job ends with its reason, like a run
         say(f"failed: {type(e).__name__}: {e}", state="failed", error=f"{type(e).__name__}: {e}",
             traceback=traceback.format_exc(), ended_at=time.time(), eta_seconds=None)

@@ -66,6 +66,10 @@ class TrainConfig:
     # "largest_first" = biggest box first (a canonical order: the most salient object is decoded
     # first; what a model pre-trained that way expects), "as_given" = the dataset's order.
     object_order: Literal["shuffle", "largest_first", "as_given"] = "shuffle"
+    # training-time views (worker/augment.py): "flip" mirrors detection and counting samples,
+    # "crop_flip" also crops detection samples at random, so objects that always sit in one place
+    # (a camera behind a kart) move and a small data set does not teach where they usually are.
+    augment: Literal["none", "flip", "crop_flip"] = "none"
     group_by_length: bool = True
     mega_batch_factor: int = 32  # length grouping sorts inside shuffled windows of this many batches
     task_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"detect": 1, "vqa": 0.5}

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from worker.augment import augment
 from worker.device import eval_precision, resolve_dtype
 from worker.train_config import BadConfig, TrainConfig
 from worker.types import (
@@ -163,6 +164,8 @@ class _StreamDataset(Dataset):
     def __getitem__(self, key: tuple[int, int, int]):
         epoch, bi, i = key
         s = self.samples[i]
+        if self.cfg.augment != "none":  # a view fixed by (seed, epoch, index): resume and DDP see the same
+            s = augment(s, self.cfg.augment, random.Random(f"{self.cfg.seed}-{epoch}-{i}"))
         s = ordered_objects(s, self.cfg.object_order, self.cfg.seed, epoch, i)
         return epoch, bi, s
 

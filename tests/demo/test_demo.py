@@ -1,9 +1,9 @@
-"""The offline demo end to end: synthetic pre-training -> real-frame project split by track -> a
-train run through backend.runs.create_run and worker.runner.execute -> the before/after table,
-visible through the runs API like any run.
+"""The offline demo end to end: the shipped base (pre-trained on real frames of other tracks) ->
+real-frame project split by track -> a train run through backend.runs.create_run and
+worker.runner.execute -> the before/after table, visible through the runs API like any run.
 
-The quick test runs every step on a reduced budget (a few synthetic images and steps, a handful of
-held-out images); the slow one is the full demo and checks the measured improvement."""
+The quick test runs every step on a reduced budget (a few steps, a handful of held-out images); the
+slow one is the full demo and asserts the issue's targets on the held-out tracks."""
 from __future__ import annotations
 
 import json
@@ -14,11 +14,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from backend.catalog import DEMO_PREFIX, shipped_demo_card
 from backend.config import Settings
 from backend.demo import format_table, run_demo
 
 torch.set_num_threads(1)
-QUICK_RECIPE = dict(n_images=40, steps=6, batch_size=4)
 QUICK_RUN = dict(max_steps=3, batch_size=2, max_eval_images=4, eval_qa_per_image=1, max_new_tokens=12)
 
 
@@ -49,13 +49,14 @@ def _api_run(settings: Settings, run_id: int) -> dict:
 def test_demo_quick_end_to_end(tmp_path):
     settings = _settings(tmp_path)
     lines: list[str] = []
-    res = run_demo(settings, recipe=QUICK_RECIPE, run_overrides=QUICK_RUN, threads=1, log=lines.append)
+    res = run_demo(settings, run_overrides=QUICK_RUN, threads=1, log=lines.append)
     assert res.status == "succeeded", res.error
-    # the pre-trained model is a save_pretrained folder under the data dir, and says it is synthetic
+    # the base is the shipped model, copied under the data dir, and says what it was trained on
     model = Path(res.model_dir)
-    assert model.parent == settings.data_dir / "models" and (model / "config.json").is_file()
-    assert "SYNTHETIC" in json.loads((model / "studio_pretraining.json").read_text())["data"]
-    assert any("SYNTHETIC" in ln for ln in lines)
+    card = shipped_demo_card()
+    assert model == settings.data_dir / "models" / f"{DEMO_PREFIX}{card['sha256'][:12]}"
+    assert json.loads((model / "studio_pretraining.json").read_text())["sha256"] == card["sha256"]
+    assert any("never seen" in ln and "cornfield_crossing" in ln for ln in lines)
     metrics = {r["metric"] for r in res.table}
     assert {"AP50", "mAP", "VQA accuracy"} <= metrics
     assert any(m.startswith("VQA accuracy: ") for m in metrics)
@@ -80,14 +81,15 @@ def test_demo_quick_end_to_end(tmp_path):
         tracks.setdefault(meta["track"], set()).add(split)
     assert tracks["cornfield_crossing"] == {"test"} and tracks["sandtrack"] == {"test"}
     assert all(v == {"train"} for k, v in tracks.items() if k not in ("cornfield_crossing", "sandtrack"))
-    # a second demo in the same data dir reuses the cached model (no second pre-training)
+    # a second demo in the same data dir reuses the copied model
     weights = sorted(Path(res.model_dir).glob("*.safetensors"))
     stamps = [w.stat().st_mtime_ns for w in weights]
-    lines.clear()
-    again = run_demo(settings, recipe=QUICK_RECIPE, run_overrides=QUICK_RUN, threads=1, log=lines.append)
+    again = run_demo(settings, run_overrides=QUICK_RUN, threads=1, log=lines.append)
     assert again.model_dir == res.model_dir and weights
-    assert [w.stat().st_mtime_ns for w in weights] == stamps  # the cached weights were not rewritten
-    assert not any(line.startswith("pre-training") for line in lines)
+    assert [w.stat().st_mtime_ns for w in weights] == stamps  # the copied weights were not rewritten
+    # per QA family accuracy, with the majority answer beside it
+    majority = {r["metric"]: r["majority"] for r in res.table if r["metric"].startswith("VQA accuracy: ")}
+    assert set(majority) == {"VQA accuracy: counting", "VQA accuracy: spatial"} and None not in majority.values()
 
 
 def test_demo_on_a_synthetic_folder_via_cli(tmp_path, monkeypatch):
@@ -107,11 +109,10 @@ def test_demo_on_a_synthetic_folder_via_cli(tmp_path, monkeypatch):
         import backend.demo as demo
 
         monkeypatch.setattr(demo, "RUN_CONFIG", {**demo.RUN_CONFIG, **QUICK_RUN})
-        monkeypatch.setattr(demo, "DEFAULT_RECIPE", QUICK_RECIPE)
         r = runner.invoke(app, ["demo", "--data", str(tmp_path / "synth"), "--format", "supertuxkart",
                                 "--threads", "1"])
         assert r.exit_code == 0, r.output
-        assert "AP50" in r.output and "SYNTHETIC" in r.output and ": succeeded" in r.output
+        assert "AP50" in r.output and "pre-trained on real SuperTuxKart frames" in r.output and ": succeeded" in r.output
     finally:
         get_settings.cache_clear()
 
@@ -128,29 +129,29 @@ def _raw_texts(settings: Settings, run_id: int, phase: str) -> dict[int, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # a hang guard, not a budget: 733 s on a quiet machine, more when it is shared
-def test_full_demo_improves_on_held_out_tracks(tmp_path):
-    """The full recipe on 2 threads: pre-training (uncached) + baseline + LoRA fine-tune + final
-    evaluation within the issue's budget, with a measured gain on the held-out tracks."""
+@pytest.mark.timeout(1800)  # a hang guard, not a budget (the budget, 5 min on 2 threads, is printed)
+def test_full_demo_sees_karts_on_tracks_it_has_never_seen(tmp_path):
+    """The shipped base through the real importer, QA, runner and evaluation on 2 threads: LoRA
+    fine-tuned on three tracks, evaluated on two others, none of them seen in pre-training; the
+    issue's targets on the held-out tracks."""
     settings = _settings(tmp_path)
     t0 = time.perf_counter()
     res = run_demo(settings, threads=2, log=print)
     seconds = time.perf_counter() - t0
     print(format_table(res), res.seconds)
+    print(f"full demo: {seconds:.0f} s (the issue's budget: 300 s on 2 threads)")
     assert res.status == "succeeded", res.error
+    assert Path(res.model_dir).name == f"{DEMO_PREFIX}{shipped_demo_card()['sha256'][:12]}"
     rows = {r["metric"]: r for r in res.table}
-    assert rows["AP50"]["finetuned"] > rows["AP50"]["pretrained"]
-    assert rows["mAP"]["finetuned"] > rows["mAP"]["pretrained"]
-    vqa = [r for m, r in rows.items() if m.startswith("VQA accuracy: ")]
-    assert any(r["finetuned"] > r["pretrained"] for r in vqa)
-    # The pretrained model looks at the image: on real frames it has never seen it answers with
-    # boxes (no empty answers) that differ from frame to frame.
     before = _raw_texts(settings, res.run_id, "before")
-    assert len(before) == 80 and all(before.values())
-    assert len(set(before.values())) >= 40
-    # The fine-tuned model does not answer one box everywhere either.
-    assert len(set(_raw_texts(settings, res.run_id, "after").values())) >= 5
-    # The reference a model has to beat to show it sees the karts; printed beside the table.
-    assert 0 < res.prior["ap50"] < 1 and "location prior" in format_table(res)
-    # The issue's budget is 15 min; wall time is printed, not asserted (a shared CPU can stretch it).
-    print(f"full demo: {seconds:.0f} s")
+    assert len(before) == 80  # every held-out frame was asked
+    # it sees: better than the location prior by 0.10 AP50, and than the pre-trained base
+    assert rows["AP50"]["finetuned"] >= res.prior["ap50"] + 0.10, rows["AP50"]
+    assert rows["AP50"]["finetuned"] > rows["AP50"]["pretrained"]
+    # its boxes depend on the image: 80 % of frames get their own, and the centres follow the karts
+    assert rows["distinct boxes"]["finetuned"] >= 0.8
+    assert rows["centre r x"]["finetuned"] >= 0.7 and rows["centre r y"]["finetuned"] >= 0.7
+    # it counts and places karts better than always giving the most common answer
+    for fam in ("counting", "spatial"):
+        row = rows[f"VQA accuracy: {fam}"]
+        assert row["finetuned"] > row["majority"], row

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from worker.demo_model import PatchTargets, Recipe, build_base, detection_curriculum, sincos, soft_token_loss
+from worker.demo_model import PatchTargets, Recipe, build_base, curriculum, sincos, soft_token_loss
 from worker.types import Box, Sample
 
 torch.set_num_threads(1)
@@ -72,10 +72,10 @@ def test_base_model_starts_with_the_position_codes(tmp_path):
     assert not torch.allclose(pe[0, :16], pe[1, :16])
 
 
-def test_detection_curriculum_drops_empty_frames_and_orders_largest_first():
+def test_curriculum_drops_empty_frames_and_orders_largest_first():
     s = [Sample(image="a", boxes=[Box("kart", 0, 0, 2, 2), Box("kart", 0, 0, 5, 5)]),
          Sample(image="b", boxes=[]),
-         Sample(image="c", task="vqa", question="q", answer="a")]
-    out = detection_curriculum(s)
-    assert len(out) == 1 and [b.x2 for b in out[0].boxes] == [5, 2]
+         Sample(image="c", task="vqa", question="q", answer="a", qtype="count_total")]
+    out = curriculum(s)
+    assert len(out) == 2 and [b.x2 for b in out[0].boxes] == [5, 2] and out[1].task == "vqa"
     assert math.isclose(s[0].boxes[0].x2, 2)  # the input is not changed

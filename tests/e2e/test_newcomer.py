@@ -1,6 +1,7 @@
 """A newcomer's first minutes, in Chromium against a real `studio up` on a fresh data dir: the demo
-project is there with images and QA, the demo model builds on the worker (a shortened recipe
-through the real STUDIO_DEMO_RECIPE setting), a short run is launched from the catalogue pick, the
+project is there with images and QA, the demo model is ready at once (shipped weights) and
+re-trains from scratch on the worker (a shortened recipe and frames folder through the real
+STUDIO_DEMO_RECIPE / STUDIO_DEMO_FRAMES settings), a short run is launched from the catalogue pick, the
 run page shows its configuration and a chart with axes, it is launched again with one change, the
 two runs are compared, and "Try it" shows the base and adapter answers. Times are printed."""
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,11 +19,12 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from backend.demo import DEMO_DATA
 from tests.e2e.conftest import ROOT, Studio, _free_port, shot
 from tests.e2e.helpers import assert_accessible
 from tests.e2e.test_editor import sign_in
 
-QUICK_RECIPE = {"steps": 4, "n_images": 24, "batch_size": 4}
+QUICK_RECIPE = {"steps": 4, "batch_size": 4, "hidden": 64, "vision_layers": 1, "text_layers": 1}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +33,10 @@ def up(frontend_dist, tmp_path_factory):
     demo project as seen by the API)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    frames = tmp_path_factory.mktemp("frames")
+    shutil.copytree(DEMO_DATA / "zengarden", frames / "other_track")  # a track the demo does not use by that name
     env.update(STUDIO_DATA_DIR=str(tmp_path_factory.mktemp("up-data")), STUDIO_DEMO_RECIPE=json.dumps(QUICK_RECIPE),
-               STUDIO_TORCH_THREADS="1", HF_HUB_OFFLINE="1")
+               STUDIO_DEMO_FRAMES=str(frames), STUDIO_TORCH_THREADS="1", HF_HUB_OFFLINE="1")
     log = tmp_path_factory.mktemp("up-log") / "up.log"
     t0 = time.monotonic()
     with open(log, "w") as out:
@@ -104,23 +109,31 @@ def test_newcomer_trains_compares_and_tries_from_the_browser(upage, up):
     expect(banner).to_contain_text("demo model")
     shot(page, "60-demo-project")
 
-    # 2. the demo model finishes building (a job on the worker, shown on the Models page)
+    # 2. the demo model is ready at once (its weights ship, pre-trained on real frames of other
+    # tracks); re-training it from scratch is a job on the worker, with progress and a log,
+    # shortened by the real settings (a quick recipe, a frames folder of one track)
     page.get_by_role("navigation", name="Account").get_by_role("link", name="Models").click()
     expect(page.get_by_role("table", name="Model catalogue")).to_contain_text("needs the model hub or a local copy")
     status = page.get_by_test_id("demo-model-status")
-    if status.inner_text() == "building":
-        shot(page, "61-models-building")
+    expect(status).to_have_text("ready")
+    facts = page.get_by_test_id("demo-pretrained")
+    expect(facts).to_contain_text("REAL SuperTuxKart frames")
+    expect(facts).to_contain_text("cornfield_crossing")  # never seen
+    shipped = api.get("/api/models").json()["items"][0]
+    shot(page, "61-models-shipped")
+    page.get_by_role("button", name="Re-train it from scratch").click()
+    expect(status).to_have_text("building")
+    shot(page, "61b-models-building")
     expect(status).to_have_text("ready", timeout=240_000)
     ready_model_s = time.monotonic() - t0
-    expect(page.get_by_role("table", name="Model catalogue")).to_contain_text("SYNTHETIC")
-    # the build was a job on the worker's queue, with progress and a log, shortened by the real setting
     job = api.get("/api/models/jobs/demo").json()
     assert job["state"] == "succeeded" and job["recipe"] == QUICK_RECIPE
     assert job["progress"] == 1.0 and job["step"] == job["total_steps"] == QUICK_RECIPE["steps"]
     assert job["log"][0].endswith("demo model build queued") and job["log"][-1].endswith(job["path"])
-    assert any("pre-training the tiny PaliGemma" in ln for ln in job["log"])
+    assert any("pre-training the tiny PaliGemma from scratch" in ln for ln in job["log"])
     demo = api.get("/api/models").json()["items"][0]
-    assert demo["status"] == "ready" and demo["id"] == job["path"] and demo["pretrained"]["steps"] == 4
+    assert demo["status"] == "ready" and demo["id"] == job["path"] != shipped["id"]
+    assert demo["pretrained"]["steps"] == QUICK_RECIPE["steps"] and demo["pretrained"]["tracks"] == ["other_track"]
     assert_accessible(page)
     shot(page, "62-models-ready")
 
@@ -128,9 +141,10 @@ def test_newcomer_trains_compares_and_tries_from_the_browser(upage, up):
     page.goto(f"/projects/{pid}/runs")
     expect(page.get_by_text("No runs yet")).to_be_visible()
     page.get_by_label("Model family").select_option("smolvlm")
-    page.get_by_label("Model from the catalogue").select_option(label="Demo: tiny PaliGemma pre-trained on synthetic karts")
+    page.get_by_label("Model from the catalogue").select_option(
+        label="Demo: tiny PaliGemma pre-trained on real SuperTuxKart frames")
     expect(page.get_by_label("Model family")).to_have_value("paligemma")
-    expect(page.get_by_label("Base model")).to_have_value(re.compile("tiny-paligemma-synth-"))
+    expect(page.get_by_label("Base model")).to_have_value(re.compile("tiny-paligemma-stk-"))
     for label, value in (("Max steps", "4"), ("Batch size", "2"), ("Learning rate", "0.001"), ("Max eval images", "4"),
                          ("Max new tokens", "12")):
         page.get_by_label(label, exact=True).fill(value)
@@ -146,7 +160,7 @@ def test_newcomer_trains_compares_and_tries_from_the_browser(upage, up):
     # 4. the run page: configuration, headline, a chart with axes
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded")
     cfg = page.get_by_test_id("run-config")
-    expect(cfg).to_contain_text("tiny-paligemma-synth-")
+    expect(cfg).to_contain_text("tiny-paligemma-stk-")
     expect(cfg).to_contain_text("Learning rate")
     expect(cfg).to_contain_text(v1["snapshot_sha256"][:12])
     chart = page.get_by_test_id("loss-chart")

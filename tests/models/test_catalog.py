@@ -11,6 +11,7 @@ import pytest
 import torch
 from sqlalchemy import select
 
+from backend import catalog
 from backend.db import session_scope
 from backend.models import Run
 from tests.runs.conftest import config, make_project, tiny_paligemma  # noqa: F401 - a fixture
@@ -38,7 +39,7 @@ def test_catalogue_lists_local_folder_demo_and_hub_presets(client, app, offline,
 
     dest = _local_copy(app, tiny_paligemma)
     # a model pre-trained here says on what
-    pre = _local_copy(app, tiny_paligemma, "tiny-paligemma-synth-abc")
+    pre = _local_copy(app, tiny_paligemma, f"{catalog.DEMO_PREFIX}abc")
     (pre / "studio_pretraining.json").write_text(json.dumps(
         {"data": "SYNTHETIC racing scenes", "recipe": {"steps": 7}, "samples": 12, "seconds": 3.5}))
     (app.state.settings.data_dir / "models" / "not-a-model").mkdir()
@@ -53,7 +54,8 @@ def test_catalogue_lists_local_folder_demo_and_hub_presets(client, app, offline,
     assert local["pretrained"] is None
     demo = r.json()["items"][0]
     assert demo["source"] == "demo" and demo["status"] == "ready" and demo["id"] == str(pre.resolve())
-    assert demo["pretrained"] == {"data": "SYNTHETIC racing scenes", "steps": 7, "samples": 12, "seconds": 3.5}
+    assert demo["pretrained"] == {"data": "SYNTHETIC racing scenes", "steps": 7, "samples": 12, "seconds": 3.5,
+                                  "cpu_seconds": None, "tracks": [], "never_seen": [], "held_out": {}}
     hub = [m for m in r.json()["items"] if m["source"] == "hub"]
     assert sorted(m["family"] for m in hub) == ["paligemma", "qwen2_5_vl", "qwen2_vl", "smolvlm"]
     assert all(m["status"] == "needs_hub" and m["note"] == "needs the model hub or a local copy" for m in hub)
@@ -70,7 +72,26 @@ def _tied(model) -> int:
     return dup
 
 
-def test_demo_entry_says_what_to_do_before_it_is_built(client, offline):
+def test_fresh_data_dir_gets_the_shipped_demo_base_ready(client, app, offline):
+    """The shipped weights (backend/demo_data/model) are copied into <data>/models on first look: ready
+    at once, with what they were pre-trained on and which tracks they never saw."""
+    demo = client.get("/api/models").json()["items"][0]
+    card = catalog.shipped_demo_card()
+    assert demo["source"] == "demo" and demo["status"] == "ready", demo
+    dest = app.state.settings.data_dir / "models" / f"{catalog.DEMO_PREFIX}{card['sha256'][:12]}"
+    assert demo["id"] == str(dest.resolve()) and (dest / "model.safetensors").is_file()
+    assert demo["pretrained"]["tracks"] == sorted(card["tracks"]) and "real SuperTuxKart" in demo["name"]
+    assert set(demo["pretrained"]["never_seen"]) == {"lighthouse", "snowtuxpeak", "zengarden", "cornfield_crossing",
+                                                     "sandtrack"}
+    assert "never saw the demo's tracks" in demo["note"]
+    # a second look reuses the copy
+    stamp = (dest / "model.safetensors").stat().st_mtime_ns
+    assert client.get("/api/models").json()["items"][0]["id"] == demo["id"]
+    assert (dest / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_demo_entry_says_what_to_do_before_it_is_built(client, offline, monkeypatch, tmp_path):
+    monkeypatch.setattr(catalog, "DEMO_SHIPPED", tmp_path / "no-shipped-weights")  # a checkout without them
     demo = client.get("/api/models").json()["items"][0]
     assert demo["source"] == "demo" and demo["status"] == "not_built"
     assert "studio models build demo" in demo["note"]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from backend import catalog
 from backend.config import Settings
 from backend.db import make_engine, make_sessionmaker, migrate
-from backend.demo import DEMO_PROJECT, launch_when_ready, open_ready
+from backend.demo import DEMO_PROJECT, RUN_CONFIG, launch_when_ready, open_ready
 from backend.models import Image, Project, QAPair, Run
 from tests.runs.conftest import tiny_paligemma  # noqa: F401 - a fixture
 
@@ -41,7 +41,18 @@ def _count(settings, q):
         eng.dispose()
 
 
-def test_fresh_studio_opens_on_the_demo_project_and_queues_the_model(tmp_path):
+def test_fresh_studio_opens_on_the_demo_project_with_the_shipped_model_ready(tmp_path):
+    settings = _settings(tmp_path)
+    lines: list[str] = []
+    pid = open_ready(settings, log=lines.append)
+    assert _count(settings, select(Project.name).where(Project.id == pid)) == DEMO_PROJECT
+    demo = catalog.catalogue(settings)[0]
+    assert demo["status"] == "ready" and demo["job"] is None  # nothing to build: the weights ship
+    assert not any("build queued" in ln for ln in lines)
+
+
+def test_without_shipped_weights_the_model_build_is_queued(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog, "DEMO_SHIPPED", tmp_path / "no-shipped-weights")
     settings = _settings(tmp_path)
     lines: list[str] = []
     pid = open_ready(settings, log=lines.append)
@@ -58,7 +69,8 @@ def test_fresh_studio_opens_on_the_demo_project_and_queues_the_model(tmp_path):
     assert _count(settings, select(func.count()).select_from(Project)) == 1
 
 
-def test_demo_flag_launches_the_train_run_when_the_model_is_ready(tmp_path, tiny_paligemma):
+def test_demo_flag_launches_the_train_run_when_the_model_is_ready(tmp_path, tiny_paligemma, monkeypatch):
+    monkeypatch.setattr(catalog, "DEMO_SHIPPED", tmp_path / "no-shipped-weights")  # the model is built, not shipped
     settings = _settings(tmp_path)
     pid = open_ready(settings, log=lambda _m: None)
     stop = threading.Event()
@@ -76,4 +88,4 @@ def test_demo_flag_launches_the_train_run_when_the_model_is_ready(tmp_path, tiny
     t.join(20)
     assert not t.is_alive() and out[0] is not None
     cfg = _count(settings, select(Run.config).where(Run.id == out[0]))
-    assert cfg["base_model"] == str(dest.resolve()) and cfg["leak_key"] == "track" and cfg["max_steps"] == 600
+    assert cfg["base_model"] == str(dest.resolve()) and cfg["leak_key"] == "track" and cfg["max_steps"] == RUN_CONFIG["max_steps"]

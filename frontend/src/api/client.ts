@@ -70,10 +70,15 @@ export interface RunView extends RunSummary {
 /** One entry of GET /api/models (backend/catalog.py). */
 export interface ModelJob { name: string; state: "queued" | "running" | "succeeded" | "failed"; progress?: number; step?: number;
   total_steps?: number; eta_seconds?: number | null; log: string[]; error?: string | null; path?: string | null }
+/** What a model pre-trained by the studio was trained on (its studio_pretraining.json). */
+export interface PretrainedCard {
+  data?: string; steps?: number; samples?: number; seconds?: number; cpu_seconds?: number | null;
+  tracks?: string[]; never_seen?: string[]; held_out?: Record<string, number | string | string[]>;
+}
 export interface CatalogModel {
   id: string; name: string; source: "demo" | "local" | "hub"; family: string | null; model_type: string | null;
   status: "ready" | "building" | "failed" | "not_built" | "needs_hub" | "unsupported"; size_bytes: number | null;
-  parameters: number | null; pretrained: { data?: string; steps?: number; samples?: number; seconds?: number } | null;
+  parameters: number | null; pretrained: PretrainedCard | null;
   note: string | null; job?: ModelJob | null;
 }
 export interface GalleryBox { label: string; box: [number, number, number, number]; score?: number | null }

@@ -2,13 +2,28 @@
 // worker queue with progress and a log), local save_pretrained folders, and the hub presets.
 import { useCallback, useEffect, useState } from "react";
 import { Link } from "react-router";
-import type { CatalogModel } from "../api/client";
+import type { CatalogModel, PretrainedCard } from "../api/client";
 import { ErrorText } from "../components/ErrorText";
 import { formatBytes, formatEta, percent } from "../lib/runs";
 import { api, useSession } from "../session";
 
 export const fmtParams = (n: number | null | undefined) =>
   n == null ? "—" : n >= 1e9 ? `${(n / 1e9).toFixed(1)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : `${(n / 1e3).toFixed(0)} K`;
+
+/** The demo base's card: which tracks it was pre-trained on, which it never saw, its own held-out numbers. */
+function PretrainedFacts({ card }: { card: PretrainedCard }) {
+  const nums = Object.entries(card.held_out ?? {}).filter(([, v]) => typeof v === "number") as [string, number][];
+  const heldTracks = card.held_out?.tracks;
+  return (
+    <dl className="config-list" data-testid="demo-pretrained">
+      <dt>Pre-trained on</dt><dd>{card.data} — {card.tracks?.join(", ")}</dd>
+      <dt>Never seen</dt><dd>{card.never_seen?.join(", ")} (the demo fine-tunes and evaluates on these)</dd>
+      {card.cpu_seconds != null && <><dt>Pre-training</dt><dd>{card.steps} steps, {(card.cpu_seconds / 60).toFixed(0)} min of CPU</dd></>}
+      {nums.length > 0 && <><dt>Zero-shot{Array.isArray(heldTracks) ? ` on ${heldTracks.join(", ")}` : ""}</dt>
+        <dd>{nums.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(" · ")}</dd></>}
+    </dl>
+  );
+}
 
 export default function Models() {
   const { user } = useSession();
@@ -48,7 +63,7 @@ export default function Models() {
               <progress max={100} value={percent(job.progress)} aria-label="Demo model build progress" />
               <b>{percent(job.progress)} %</b>
               {job.total_steps ? <span>step {job.step ?? 0} / {job.total_steps}</span>
-                : <span>{job.state === "queued" ? "waiting for a worker…" : "drawing the synthetic scenes, building the base…"}</span>}
+                : <span>{job.state === "queued" ? "waiting for a worker…" : "reading the frames, building the base…"}</span>}
               <span>ETA {formatEta(job.eta_seconds)}</span>
             </div>
           )}
@@ -56,7 +71,12 @@ export default function Models() {
             user?.is_admin ? <button className="primary" onClick={build}>Build the demo model</button>
               : <p className="muted">An admin can build it here, or run <code>studio models build demo</code>.</p>
           )}
+          {demo.pretrained?.tracks && demo.pretrained.tracks.length > 0 && <PretrainedFacts card={demo.pretrained} />}
           {demo.status === "ready" && <p>Next: open the demo project's Runs page and launch a train run from it.</p>}
+          {demo.status === "ready" && user?.is_admin && (
+            <p className="muted small">The weights ship with the studio. <button onClick={build}>Re-train it from scratch</button>{" "}
+              on the worker (the seeded pre-training script; an hour or more of CPU, needs the shared frames).</p>
+          )}
           {job && job.log.length > 0 && (
             <details open={demo.status === "building"}><summary>Build log</summary>
               <pre className="log" aria-label="Build log">{job.log.slice(-20).join("\n")}</pre></details>

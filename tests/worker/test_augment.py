@@ -1,0 +1,49 @@
+"""worker/augment.py: the training-time views keep boxes on their objects and answers true."""
+from __future__ import annotations
+
+import random
+
+from worker.augment import augment
+from worker.types import Box, Sample
+
+
+def _frame(w=100, h=50):
+    from PIL import Image
+
+    im = Image.new("RGB", (w, h))
+    im.putpixel((10, 10), (255, 0, 0))
+    return im
+
+
+def test_augment_crops_move_the_boxes_with_the_image_and_mirrors_keep_them_on_the_kart():
+    s = Sample(image=_frame(), boxes=[Box("kart", 5, 5, 15, 15), Box("kart", 80, 30, 90, 40)])
+    rng = random.Random(0)
+    for _ in range(200):
+        a = augment(s, "crop_flip", rng, crop=0.5)
+        w, h = a.image.size
+        assert 50 <= w <= 100 and 25 <= h <= 50 and a.boxes
+        assert all(0 <= b.x1 < b.x2 <= w and 0 <= b.y1 < b.y2 <= h for b in a.boxes)
+        # the red pixel (10, 10) of the first kart is still inside its box wherever the crop and mirror put it
+        red = [(x, y) for x in range(w) for y in range(h) if a.image.getpixel((x, y)) == (255, 0, 0)]
+        if red and len(a.boxes) == 2:  # both karts kept (a kart cut to under half its area is dropped)
+            (x, y), = red
+            assert any(b.x1 <= x + 0.5 <= b.x2 and b.y1 <= y + 0.5 <= b.y2 for b in a.boxes)
+
+
+def test_augment_none_and_flip_modes():
+    s = Sample(image=_frame(), boxes=[Box("kart", 5, 5, 15, 15)])
+    rng = random.Random(2)
+    assert all(augment(s, "none", rng) is s for _ in range(20))
+    flips = [augment(s, "flip", rng) for _ in range(40)]
+    assert all(f.image.size == (100, 50) for f in flips)  # never cropped
+    assert {tuple((b.x1, b.x2) for b in f.boxes) for f in flips} == {((5, 15),), ((85, 95),)}
+
+
+def test_augment_never_mirrors_left_right_questions_and_keeps_count_answers():
+    rng = random.Random(1)
+    lr = Sample(image=_frame(), task="vqa", question="Is A left or right of B?", answer="left", qtype="ego_left_right")
+    cnt = Sample(image=_frame(), task="vqa", question="How many karts?", answer="2", qtype="count_total")
+    assert all(augment(lr, "crop_flip", rng, crop=0.5) is lr for _ in range(50))
+    outs = [augment(cnt, "crop_flip", rng, crop=0.5) for _ in range(50)]
+    assert all(o.answer == "2" and o.image.size == (100, 50) for o in outs)  # questions are never cropped
+    assert any(o is not cnt for o in outs) and any(o is cnt for o in outs)

@@ -1,0 +1,52 @@
+"""Training-time views of a sample (TrainConfig.augment, and the demo base's pre-training).
+
+Detection samples: a random crop keeping `1 - crop` .. 100 % of each side (boxes cut to it; a box
+left with under half its area is dropped, and a crop that would drop every box is not taken), then
+a mirror half the time. A camera behind a kart puts it in the same place in every frame: crops
+move it, so a model has to find it rather than learn where it usually is. Counting questions get
+the mirror only (a crop could cut a kart out and change the answer); other questions neither
+(left / right answers would flip, region questions name coordinates).
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Literal
+
+from worker.types import Sample
+
+Mode = Literal["none", "flip", "crop_flip"]
+MIRROR_SAFE = ("count_",)  # question types whose answer a mirror image leaves unchanged
+
+
+def augment(s: Sample, mode: Mode, rng: random.Random, crop: float = 0.5) -> Sample:
+    """A random view of `s` (the input is not changed); `s` itself with mode "none"."""
+    from PIL import ImageOps
+
+    if mode == "none" or not (s.task == "detect" or (s.qtype or "").startswith(MIRROR_SAFE)):
+        return s
+    if s.task == "detect" and mode == "crop_flip" and crop > 0:
+        s = random_crop(s, rng, crop)
+    if rng.random() < 0.5:
+        return s
+    image = s.load_image()
+    w = image.size[0]
+    return dataclasses.replace(s, image=ImageOps.mirror(image),
+                               boxes=[dataclasses.replace(b, x1=w - b.x2, x2=w - b.x1) for b in s.boxes])
+
+
+def random_crop(s: Sample, rng: random.Random, crop: float) -> Sample:
+    """Boxes keep their order (the caller orders them: TrainConfig.object_order)."""
+    image = s.load_image()
+    w, h = image.size
+    f = 1 - crop * rng.random()
+    cw, ch = max(8, round(w * f)), max(8, round(h * f))
+    x0, y0 = rng.randint(0, w - cw), rng.randint(0, h - ch)
+    boxes = []
+    for b in s.boxes:
+        x1, y1, x2, y2 = max(b.x1, x0), max(b.y1, y0), min(b.x2, x0 + cw), min(b.y2, y0 + ch)
+        if x2 > x1 and y2 > y1 and (x2 - x1) * (y2 - y1) >= 0.5 * (b.x2 - b.x1) * (b.y2 - b.y1):
+            boxes.append(dataclasses.replace(b, x1=x1 - x0, y1=y1 - y0, x2=x2 - x0, y2=y2 - y0))
+    if not boxes:
+        return s
+    return dataclasses.replace(s, image=image.crop((x0, y0, x0 + cw, y0 + ch)), boxes=boxes)
