@@ -47,3 +47,19 @@ def test_augment_never_mirrors_left_right_questions_and_keeps_count_answers():
     outs = [augment(cnt, "crop_flip", rng, crop=0.5) for _ in range(50)]
     assert all(o.answer == "2" and o.image.size == (100, 50) for o in outs)  # questions are never cropped
     assert any(o is not cnt for o in outs) and any(o is cnt for o in outs)
+
+
+def test_training_views_are_fixed_by_seed_epoch_and_index():
+    """A resumed or distributed run sees the same view of a sample at the same position."""
+    from worker.train_config import TrainConfig
+    from worker.training import _StreamDataset
+
+    samples = [Sample(image=_frame(), boxes=[Box("kart", 5, 5, 15, 15), Box("kart", 60, 20, 90, 45)])]
+    ds = _StreamDataset(samples, TrainConfig(family="paligemma", base_model="x", output_dir="o", augment="crop_flip",
+                                               object_order="as_given"))
+    view = lambda e: ds[(e, 0, 0)][2]  # noqa: E731
+    a, b = view(3), view(3)
+    assert a.image.tobytes() == b.image.tobytes() and a.boxes == b.boxes
+    assert len({(v.image.size, tuple(v.boxes)) for v in map(view, range(12))}) > 6  # epochs differ
+    plain = _StreamDataset(samples, TrainConfig(family="paligemma", base_model="x", output_dir="o", object_order="as_given"))
+    assert plain[(3, 0, 0)][2] is samples[0]  # augment "none" (the default) leaves samples alone

@@ -38,6 +38,11 @@ describe("GPU knobs", () => {
     const off = buildRequest({ ...DEFAULT_FORM, gradient_checkpointing: "off", max_pixels: "", max_new_tokens: "300" });
     expect(off.config).toMatchObject({ gradient_checkpointing: false, max_pixels: null, max_new_tokens: 300 });
   });
+  it("augment is a train knob: none by default (the API's), crop + mirror when picked", () => {
+    expect(buildRequest({ ...DEFAULT_FORM }).config).toMatchObject({ augment: "none" });
+    expect(buildRequest({ ...DEFAULT_FORM, augment: "crop_flip" }).config).toMatchObject({ augment: "crop_flip" });
+    expect(buildRequest({ ...DEFAULT_FORM, kind: "evaluate", augment: "crop_flip" }).config).not.toHaveProperty("augment");
+  });
   it("the estimate reads as a sentence that says whether it fits", () => {
     const e = { estimate_gb: 18.49, parts: { weights: 9.94, lora: 0.3, activations: 4.5, logits: 1.52, eval: 11 },
       device_gb: 24, fits: true };

@@ -15,7 +15,7 @@ export interface LaunchForm {
   detect_weight: number; vqa_weight: number; qa_families: string[] | null;
   train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: string;
   adapter_run_id: string; image_status: string; train_status: string;
-  gradient_checkpointing: "auto" | "on" | "off"; max_pixels: string;
+  gradient_checkpointing: "auto" | "on" | "off"; max_pixels: string; augment: "none" | "flip" | "crop_flip";
 }
 
 /** The defaults are RunConfig's (backend/runs.py), so an untouched form trains like the API would. */
@@ -25,7 +25,7 @@ export const DEFAULT_FORM: LaunchForm = {
   batch_size: 4, grad_accum: 1, scheduler: "cosine", warmup_ratio: 0, freeze_vision: true, freeze_projector: false,
   freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
   leak_key: "race_id", max_eval_images: "", max_new_tokens: "auto", adapter_run_id: "", image_status: "unlabeled",
-  train_status: "not_rejected", gradient_checkpointing: "auto", max_pixels: String(1280 * 28 * 28),
+  train_status: "not_rejected", gradient_checkpointing: "auto", max_pixels: String(1280 * 28 * 28), augment: "none",
 };
 
 /** "auto" (or empty) stays "auto"; a number is sent as a number. */
@@ -62,7 +62,7 @@ export function buildRequest(f: LaunchForm): RunCreate {
       tasks: { detect: f.detect_weight, vqa: f.vqa_weight }, train_split: f.train_split,
       compute_dtype: f.compute_dtype,
       gradient_checkpointing: f.gradient_checkpointing === "auto" ? "auto" : f.gradient_checkpointing === "on",
-      max_pixels: intOrNull(f.max_pixels),
+      max_pixels: intOrNull(f.max_pixels), augment: f.augment,
     });
     if (f.method === "qlora") Object.assign(c, { bits: f.bits, quant_type: f.quant_type });
   }

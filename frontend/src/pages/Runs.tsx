@@ -211,6 +211,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
             <div className="row">
               <Field label="Compute dtype" error={errors.compute_dtype} help="auto: bfloat16 on GPUs that have it, else float16; float32 on CPU">{(p) => <select {...p} {...text("compute_dtype")}><option>auto</option><option>bfloat16</option><option>float16</option><option>float32</option></select>}</Field>
               <Field label="Gradient checkpointing" error={errors.gradient_checkpointing} help="recompute activations: far less memory, ~30 % slower; auto = on for GPUs">{(p) => <select {...p} {...text("gradient_checkpointing")}><option>auto</option><option>on</option><option>off</option></select>}</Field>
+              <Field label="Augment" error={errors.augment} help="random views of training samples: mirrors; crops move objects that always sit in one place">{(p) => <select {...p} {...text("augment")}><option value="none">none</option><option value="flip">mirror</option><option value="crop_flip">crop + mirror</option></select>}</Field>
               <Field label="Max pixels (Qwen)" error={errors.max_pixels} help="cap on the image size the Qwen models see; empty: the processor's (12.8 MP)">{(p) => <input {...p} {...text("max_pixels")} type="number" min={3136} />}</Field>
             </div>
             <div className="row" role="group" aria-label="Freeze">
