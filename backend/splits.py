@@ -74,9 +74,9 @@ def _assign_groups(groups: dict[str, int], ratios: dict[str, float], n: int, rng
 
 def _fill(ratios: dict[str, float], n: int, have: Counter, m: int) -> Counter:
     """How many of `m` single images each split gets: what the greedy of `_assign_groups` gives one
-    image at a time, in closed form. The greedy takes the m largest of the deficits d, d - 1, d - 2 ...
-    of every split; a bisection finds the level below which it stops, and the last few (fewer than
-    the splits, ties at that level) go one by one."""
+    image at a time, without m steps. The greedy takes the m largest of the deficits d, d - 1, d - 2 ...
+    of every split: a bisection finds the level it stops at; every value two above that level is
+    surely taken, the last few (at most a few per split) go one by one, so ties fall as in the greedy."""
     out: Counter = Counter()
     if m <= 0:
         return out
@@ -94,7 +94,7 @@ def _fill(ratios: dict[str, float], n: int, have: Counter, m: int) -> Counter:
             hi = mid
         else:
             lo = mid
-    out.update(taken(hi))
+    out.update(taken(hi + 2))
     for _ in range(m - sum(out.values())):
         out[_furthest_below(ratios, n, have + out)] += 1
     return out
