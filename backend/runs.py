@@ -287,9 +287,11 @@ def _pg_digest(session: Session, q, *, skip_first: bool) -> tuple[str, int]:
 def freeze_snapshot(session: Session, project_id: int, splits: list[str], qa_families: list[str] | None,
                     image_status: str | None = None) -> Snapshot:
     """Copy the images of `splits` whose review status passes `image_status` (default: not rejected)
-    with their boxes and QA pairs into snapshot rows (reused when the
-    same content was frozen before). The content hash is computed over a stream of the rows (the
-    API never holds the project in memory); the copy is three INSERT ... SELECT in the database."""
+    with their boxes and QA pairs into snapshot rows (reused when the same content was frozen before).
+    The content hash is computed by PostgreSQL (`_pg_digest`), elsewhere over a stream of the rows
+    (the API never holds the project in memory); the copy is three INSERT ... SELECT in the database,
+    into tables with no per-row foreign-key check (migration 0010). On PostgreSQL the order of boxes
+    within an image is not content (their ids never were); a hash from before 0010 is not reused."""
     image_status = image_status or review_status.DEFAULT
     status_ok = review_status.condition(image_status)
     labels = [n for (n,) in session.execute(select(Label.name).where(Label.project_id == project_id).order_by(Label.id))]
