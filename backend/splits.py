@@ -245,13 +245,14 @@ def _split_held_out(session: Session, project_id: int, key: str, held_out: dict[
         raise InvalidInput("held_out.train: the groups not held out are train; name only the held-out splits")
     g = _group_expr(key)
     names = sorted({nm for nms in held_out.values() for nm in nms})
-    known = {str(v) for (v,) in session.execute(select(g).where(Image.project_id == project_id, g.in_(names)).distinct())}
+    known = {str(v) for (v,) in session.execute(
+        select(g).where(Image.project_id == project_id, g.in_(names)).distinct())}
     assign: dict[str, str] = {}
     for split, nms in sorted(held_out.items()):
         for name in nms:
             if name not in known:
-                first = [str(v) for (v,) in session.execute(select(g).where(Image.project_id == project_id, _has_group(g))
-                                                            .distinct().order_by(g).limit(20))]
+                first = [str(v) for (v,) in session.execute(
+                    select(g).where(Image.project_id == project_id, _has_group(g)).distinct().order_by(g).limit(20))]
                 raise InvalidInput(f"held_out.{split}: no image has {key} = {name!r} (known: {', '.join(first)})")
             if name in assign and assign[name] != split:
                 raise InvalidInput(f"held_out.{split}: {name!r} is also held out as {assign[name]!r}")
@@ -271,7 +272,8 @@ def _split_held_out(session: Session, project_id: int, key: str, held_out: dict[
            "ungrouped": ungrouped}
     if dry_run:
         cg = _group_expr(check_key)
-        sub = select(cg.label("cg"), sp.label("sp"), func.count().label("n")).where(where, _has_group(cg)).group_by(cg, sp).subquery()
+        sub = (select(cg.label("cg"), sp.label("sp"), func.count().label("n")).where(where, _has_group(cg))
+               .group_by(cg, sp).subquery())
         out["leaks"] = _leaks_of(session, sub)
         out["check_key"] = check_key
         return out

@@ -187,7 +187,8 @@ def test_fill_is_the_greedy_one_image_at_a_time():
 
     rnd = __import__("random").Random(0)
     for _ in range(300):
-        raw = {s: rnd.choice([0, 0.1, 0.2, 0.25, 1, 3]) for s in rnd.sample(["train", "val", "test"], rnd.randint(1, 3))}
+        names = rnd.sample(["train", "val", "test"], rnd.randint(1, 3))
+        raw = {s: rnd.choice([0, 0.1, 0.2, 0.25, 1, 3]) for s in names}
         if not sum(raw.values()):
             continue
         ratios = _ratios(raw)
