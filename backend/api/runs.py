@@ -256,10 +256,12 @@ def gallery(request: Request, db: DB, user: CurrentUser, run_id: Id,
         order = [R.image_id]
     else:  # NULLS LAST: the order of an index (a CASE on NULL first would sort every row)
         order = [R.change.desc().nulls_last() if sort == "most_improved" else R.change.asc().nulls_last(), R.image_id]
+    # the page's ids first (an index-only scan however deep the offset), then their rows
+    ids = list(db.scalars(select(R.image_id).where(*conds).order_by(*order).offset(offset).limit(limit)))
     stat_cols = [getattr(R, f"{k}_{ph}") for ph in GALLERY_PHASES for k in RESULT_STATS]
-    page = db.execute(select(R.image_id, R.split, R.change, *stat_cols).where(*conds).order_by(*order)
-                      .offset(offset).limit(limit)).all()
-    ids = [r[0] for r in page]
+    rows = {r[0]: r for r in db.execute(select(R.image_id, R.split, R.change, *stat_cols)
+                                        .where(R.run_id == run.id, R.image_id.in_(ids)))} if ids else {}
+    page = [rows[i] for i in ids]
     boxes: dict[tuple[int, str], list] = {}
     raws: dict[tuple[int, str], str | None] = {}
     ims: dict[int, tuple] = {}
