@@ -327,6 +327,7 @@ class RunImageResult(Base):
     change: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+# most_improved's order (migration 0010 creates it; SQLite, where NULL sorts lowest, as `change DESC`)
 Index("ix_run_image_results_improved", RunImageResult.run_id, RunImageResult.change.desc().nulls_last(),
       RunImageResult.image_id)
 

@@ -261,7 +261,7 @@ def gallery(request: Request, db: DB, user: CurrentUser, run_id: Id,
     stat_cols = [getattr(R, f"{k}_{ph}") for ph in GALLERY_PHASES for k in RESULT_STATS]
     rows = {r[0]: r for r in db.execute(select(R.image_id, R.split, R.change, *stat_cols)
                                         .where(R.run_id == run.id, R.image_id.in_(ids)))} if ids else {}
-    page = [rows[i] for i in ids]
+    page = [rows[i] for i in ids if i in rows]  # (a run deleted in between: no row)
     boxes: dict[tuple[int, str], list] = {}
     raws: dict[tuple[int, str], str | None] = {}
     ims: dict[int, tuple] = {}
