@@ -1,6 +1,7 @@
 """SQLAlchemy 2 engine and sessions; schema changes only through Alembic migrations."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _md5(s: str | None) -> str | None:
+    return None if s is None else hashlib.md5(s.encode()).hexdigest()
 
 
 def make_engine(url: str) -> Engine:
@@ -24,6 +29,8 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            # PostgreSQL's md5(text): the seeded order of a split (backend.splits) is the same on both
+            dbapi_conn.create_function("md5", 1, _md5, deterministic=True)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

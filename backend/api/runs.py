@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from backend.api.disposition import content_disposition
@@ -191,14 +191,30 @@ def predictions(db: DB, user: CurrentUser, run_id: Id, image_id: Id | None = Non
 ERROR_STAT = {"missed": "fn", "false_box": "fp", "wrong_label": "wrong_label"}  # gallery filter -> per-image stat
 
 
-def _stats(r: RunImageResult, phase: str) -> dict | None:
-    if getattr(r, f"f1_{phase}") is None:
-        return None
-    return {"image_id": r.image_id, **{k: getattr(r, f"{k}_{phase}") for k in RESULT_STATS}}
+GALLERY_PHASES = ("before", "after")
+_TOTALS_MAX = 4096
+
+
+def _total(request: Request, db: Session, run: Run, conds: list, key: tuple) -> int:
+    """The number of result rows matching the filters. A finished run's results and predictions no
+    longer change, so its count per filter is computed once per API process (keyed by the run's
+    version too): with a label filter, counting probes every held-out image's boxes."""
+    cache = getattr(request.app.state, "gallery_totals", None)
+    if cache is None:
+        cache = request.app.state.gallery_totals = {}
+    key = (run.id, run.version, run.snapshot_id, *key)
+    if key in cache:
+        return cache[key]
+    total = db.scalar(select(func.count()).select_from(RunImageResult).where(*conds))
+    if run.status in FINISHED:
+        if len(cache) >= _TOTALS_MAX:
+            cache.clear()
+        cache[key] = total
+    return total
 
 
 @router.get("/runs/{run_id}/gallery")
-def gallery(db: DB, user: CurrentUser, run_id: Id,
+def gallery(request: Request, db: DB, user: CurrentUser, run_id: Id,
             sort: Literal["most_improved", "most_regressed", "image"] = "most_improved",
             label: str | None = None, error: Literal["missed", "false_box", "wrong_label"] | None = None,
             split: Annotated[str | None, Query(max_length=32)] = None,
@@ -206,63 +222,81 @@ def gallery(db: DB, user: CurrentUser, run_id: Id,
     """Per held-out image: ground truth, before and after boxes (with scores), per-image stats
     (tp, fp, fn, wrong_label, f1) before / after and the change of f1. `error` keeps images that
     still have that error after fine-tuning (or in the only phase of an evaluate run). Sorted,
-    filtered and paged in SQL over the run's result rows (only the page is loaded)."""
+    filtered and paged in SQL over the run's result rows (only the page is loaded): each sort is an
+    index scan of run_image_results (migration 0010) that stops at the page."""
     run = run_for(db, user, run_id)
-    R = RunImageResult
+    R, P, SB = RunImageResult, Prediction, SnapshotBox
     conds = [R.run_id == run.id]
     if split is not None:
         conds.append(R.split == split)
     if error is not None:
         stat = ERROR_STAT[error]
         conds.append(func.coalesce(getattr(R, f"{stat}_after"), getattr(R, f"{stat}_before")) > 0)
+    has_label = None
     if label is not None:
         from worker.codecs import norm_label  # torch-free
 
-        snap = db.get(Snapshot, run.snapshot_id) if run.snapshot_id else None
-        gt = [n for n in ((snap.content or {}).get("labels", []) if snap else []) if norm_label(n) == norm_label(label)]
-        has = [exists().where(Prediction.run_id == run.id, Prediction.phase.in_(["before", "after"]),
-                              Prediction.image_id == R.image_id, Prediction.label == label)]
-        if gt:
-            has.append(exists().where(SnapshotBox.snapshot_id == run.snapshot_id, SnapshotBox.image_id == R.image_id,
-                                      SnapshotBox.label.in_(gt)))
-        conds.append(or_(*has))
-    total = db.scalar(select(func.count()).select_from(R).where(*conds))
+        labels = db.scalar(select(Snapshot.content).where(Snapshot.id == run.snapshot_id)) if run.snapshot_id else None
+        gt = [n for n in (labels or {}).get("labels", []) if norm_label(n) == norm_label(label)]
+        has_label = [select(literal(1)).where(P.run_id == run.id, P.label == label, P.phase.in_(GALLERY_PHASES),
+                                              P.image_id == R.image_id)]
+        if gt:  # probed first: an index-only lookup
+            has_label.insert(0, select(literal(1)).where(SB.snapshot_id == run.snapshot_id, SB.label.in_(gt),
+                                                         SB.image_id == R.image_id))
+    # OR of EXISTS: PostgreSQL hashes each side once (every image having the label), right to count
+    # and for a rare label; a common one is cheaper probed per row along the ordered scan, which stops
+    # at the page (one EXISTS over UNION ALL is never hashed).
+    total = _total(request, db, run, conds + ([or_(*(q.exists() for q in has_label))] if has_label else []),
+                   (split, error, label))
+    if has_label:
+        dense = 3 * (offset + limit) < total
+        conds.append(union_all(*has_label).exists() if dense and len(has_label) > 1 else
+                     or_(*(q.exists() for q in has_label)))
     if sort == "image":
         order = [R.image_id]
-    else:
-        order = [R.change.is_(None), R.change.desc() if sort == "most_improved" else R.change.asc(), R.image_id]
-    page = db.scalars(select(R).where(*conds).order_by(*order).offset(offset).limit(limit)).all()
-    ids = [r.image_id for r in page]
+    else:  # NULLS LAST: the order of an index (a CASE on NULL first would sort every row)
+        order = [R.change.desc().nulls_last() if sort == "most_improved" else R.change.asc().nulls_last(), R.image_id]
+    # the page's ids first (an index-only scan however deep the offset), then their rows
+    ids = list(db.scalars(select(R.image_id).where(*conds).order_by(*order).offset(offset).limit(limit)))
+    stat_cols = [getattr(R, f"{k}_{ph}") for ph in GALLERY_PHASES for k in RESULT_STATS]
+    rows = {r[0]: r for r in db.execute(select(R.image_id, R.split, R.change, *stat_cols)
+                                        .where(R.run_id == run.id, R.image_id.in_(ids)))} if ids else {}
+    page = [rows[i] for i in ids if i in rows]  # (a run deleted in between: no row)
     boxes: dict[tuple[int, str], list] = {}
     raws: dict[tuple[int, str], str | None] = {}
-    ims: dict[int, SnapshotImage] = {}
+    ims: dict[int, tuple] = {}
     gts: dict[int, list] = {}
     if page:
-        for p in db.scalars(select(Prediction).where(
-                Prediction.run_id == run.id, Prediction.task == "detect", Prediction.label.is_not(None),
-                Prediction.image_id.in_(ids)).order_by(Prediction.id)):
-            boxes.setdefault((p.image_id, p.phase), []).append(
-                {"label": p.label, "box": [p.x1, p.y1, p.x2, p.y2], "score": p.score})
-        ims = {im.image_id: im for im in db.scalars(select(SnapshotImage).where(
-            SnapshotImage.snapshot_id == run.snapshot_id, SnapshotImage.image_id.in_(ids)))}
-        for b in db.scalars(select(SnapshotBox).where(SnapshotBox.snapshot_id == run.snapshot_id,
-                                                      SnapshotBox.image_id.in_(ids)).order_by(SnapshotBox.box_id)):
-            gts.setdefault(b.image_id, []).append({"label": b.label, "box": [b.x1, b.y1, b.x2, b.y2]})
-        for iid, phase, raw in db.execute(select(Prediction.image_id, Prediction.phase, Prediction.raw_text).where(
-                Prediction.run_id == run.id, Prediction.task == "detect",
-                Prediction.image_id.in_(ids)).order_by(Prediction.id)):
+        # rows, not ORM objects: 50 images carry about a thousand boxes
+        for iid, phase, lab, x1, y1, x2, y2, score, raw in db.execute(
+                select(P.image_id, P.phase, P.label, P.x1, P.y1, P.x2, P.y2, P.score, P.raw_text).where(
+                    P.run_id == run.id, P.phase.in_(GALLERY_PHASES), P.task == "detect", P.image_id.in_(ids))
+                .order_by(P.id)):
             raws.setdefault((iid, phase), raw)  # the model's raw output: one text per image and phase
+            if lab is not None:
+                boxes.setdefault((iid, phase), []).append({"label": lab, "box": [x1, y1, x2, y2], "score": score})
+        ims = {iid: (fn, w, h) for iid, fn, w, h in db.execute(
+            select(SnapshotImage.image_id, SnapshotImage.file_name, SnapshotImage.width, SnapshotImage.height)
+            .where(SnapshotImage.snapshot_id == run.snapshot_id, SnapshotImage.image_id.in_(ids)))}
+        for iid, lab, x1, y1, x2, y2 in db.execute(
+                select(SB.image_id, SB.label, SB.x1, SB.y1, SB.x2, SB.y2)
+                .where(SB.snapshot_id == run.snapshot_id, SB.image_id.in_(ids)).order_by(SB.image_id, SB.box_id)):
+            gts.setdefault(iid, []).append({"label": lab, "box": [x1, y1, x2, y2]})
+    n = len(RESULT_STATS)
     out = []
-    for r in page:
-        im = ims.get(r.image_id)
-        b, a = _stats(r, "before"), _stats(r, "after")
-        out.append({"image_id": r.image_id, "file_name": im.file_name if im else None,
-                    "width": im.width if im else None, "height": im.height if im else None, "split": r.split,
-                    "ground_truth": gts.get(r.image_id, []),
-                    "before": boxes.get((r.image_id, "before"), []) if b else None,
-                    "after": boxes.get((r.image_id, "after"), []) if a else None,
-                    "stats_before": b, "stats_after": a, "change": r.change,
-                    "raw_before": raws.get((r.image_id, "before")), "raw_after": raws.get((r.image_id, "after"))})
+    for iid, sp, change, *vals in page:
+        fn, w, h = ims.get(iid, (None, None, None))
+        st = {}
+        for k, ph in enumerate(GALLERY_PHASES):
+            v = vals[k * n:(k + 1) * n]
+            st[ph] = {"image_id": iid, **dict(zip(RESULT_STATS, v))} if v[RESULT_STATS.index("f1")] is not None else None
+        b, a = st["before"], st["after"]
+        out.append({"image_id": iid, "file_name": fn, "width": w, "height": h, "split": sp,
+                    "ground_truth": gts.get(iid, []),
+                    "before": boxes.get((iid, "before"), []) if b else None,
+                    "after": boxes.get((iid, "after"), []) if a else None,
+                    "stats_before": b, "stats_after": a, "change": change,
+                    "raw_before": raws.get((iid, "before")), "raw_after": raws.get((iid, "after"))})
     return {"items": out, "total": total}
 
 

@@ -135,3 +135,69 @@ def test_images_without_the_key_are_their_own_groups(client, app, seed_images):
     r = post(client, p, mode="group", ratios={"train": 0.5, "test": 0.5})
     assert r.status_code == 200 and r.json()["ungrouped"] == 5 and sum(r.json()["groups"].values()) == 6
     assert len({sp for fn, (sp, _) in splits_of(app, p).items() if fn.startswith("a")}) == 1
+
+
+def test_single_images_are_ranked_by_seeded_md5(client, app, seed_images):
+    """Single images are cut into the splits by their rank under md5(seed | key), in split-name
+    order: the same split on SQLite and PostgreSQL (computed here independently, in Python)."""
+    import hashlib
+
+    from tests.formats.helpers import new_project
+
+    p = new_project(client, "ranked")
+    names = [f"img{i:02d}.png" for i in range(20)]
+    seed_images(p, [(fn, {}) for fn in names])
+    r = post(client, p, mode="image", ratios={"train": 0.5, "test": 0.5}, seed=7)
+    assert r.status_code == 200 and r.json()["counts"] == {"test": 10, "train": 10}
+    ranked = sorted(names, key=lambda fn: (hashlib.md5(f"split|7|i:{fn}".encode()).hexdigest(), f"i:{fn}"))
+    assert {fn: sp for fn, (sp, _) in splits_of(app, p).items()} == {
+        fn: "test" if k < 10 else "train" for k, fn in enumerate(ranked)}
+
+
+def test_groups_of_one_and_the_preview_agree_with_the_split(client, app, seed_images):
+    """Groups of two or more, groups of one and images without the key together: no group straddles,
+    and the preview's counts and leaks (checked by another key) are what applying the split gives."""
+    from tests.formats.helpers import new_project
+
+    p = new_project(client, "ones")
+    rows = [(f"r{r}_{f}.png", {"race_id": f"r{r}", "track": f"t{r % 4}"}) for r in range(12) for f in range(r % 3 + 1)]
+    rows += [(f"solo{i}.png", {"track": f"t{i % 4}"}) for i in range(9)]
+    seed_images(p, rows)
+    body = dict(mode="group", key="race_id", ratios={"train": 0.6, "val": 0.2, "test": 0.2}, seed=2, check_key="track")
+    preview = post(client, p, dry_run=True, **body).json()
+    applied = post(client, p, **body).json()
+    assert preview["counts"] == applied["counts"] and sum(applied["counts"].values()) == len(rows)
+    assert applied["ungrouped"] == 9 and sum(applied["groups"].values()) == 12 + 9
+    per_race = defaultdict(set)
+    for sp, m in splits_of(app, p).values():
+        if "race_id" in m:
+            per_race[m["race_id"]].add(sp)
+    assert len(per_race) == 12 and all(len(s) == 1 for s in per_race.values())
+    chk = client.get(f"/api/projects/{p}/splits/check", params={"key": "track"}).json()
+    assert preview["leaks"] == chk["leaks"] and chk["leaks"]  # tracks hold several races: they leak
+    image_preview = post(client, p, mode="image", seed=4, dry_run=True).json()
+    post(client, p, mode="image", seed=4)
+    assert image_preview["leaks"] == client.get(f"/api/projects/{p}/splits/check").json()["leaks"]
+
+
+def test_fill_is_the_greedy_one_image_at_a_time():
+    from collections import Counter
+
+    from backend.splits import _fill, _furthest_below, _ratios
+
+    rnd = __import__("random").Random(0)
+    for _ in range(300):
+        names = rnd.sample(["train", "val", "test"], rnd.randint(1, 3))
+        raw = {s: rnd.choice([0, 0.1, 0.2, 0.25, 1, 3]) for s in names}
+        if not sum(raw.values()):
+            continue
+        ratios = _ratios(raw)
+        n = rnd.randint(1, 400)
+        have = Counter({s: rnd.randint(0, n // 3) for s in ratios})
+        m = rnd.randint(0, 200)
+        want, h = Counter(), Counter(have)
+        for _ in range(m):
+            s = _furthest_below(ratios, n, h)
+            h[s] += 1
+            want[s] += 1
+        assert +_fill(ratios, n, Counter(have), m) == +want, (ratios, n, have, m)

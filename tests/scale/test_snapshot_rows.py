@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from backend.db import bulk_insert, session_scope
 from backend.models import (Box, Image, Label, Prediction, Project, QAPair, Run, RunImageResult, RunKind, RunStatus,
-                            Snapshot, SnapshotBox)
+                            Snapshot, SnapshotBox, SnapshotImage, SnapshotQA)
 from backend.runs import RESULT_STATS, freeze_snapshot, load_snapshot, store_results
 
 LABELS = ["kart", "Banana", "item box"]
@@ -80,6 +80,16 @@ def test_snapshot_rows_hash_and_stream(app):
         assert freeze_snapshot(s, pid, ["test", "train"], None).id == a.id
         other = make_project(s, seed=1)  # the same rows in another project: its own snapshot
         assert freeze_snapshot(s, other, ["test", "train"], None).project_id == other
+    with session_scope(sm) as s:  # a snapshot's rows go with it (trigger, not a foreign key), also by project
+        counts = lambda sid: [s.scalar(select(func.count()).select_from(t).where(t.snapshot_id == sid))  # noqa: E731
+                              for t in (SnapshotImage, SnapshotBox, SnapshotQA)]
+        assert all(counts(a.id)) and all(counts(c.id))
+        s.delete(s.get(Snapshot, c.id))
+        s.flush()
+        assert counts(c.id) == [0, 0, 0] and all(counts(a.id))
+        s.delete(s.get(Project, pid))
+        s.flush()
+        assert counts(a.id) == [0, 0, 0]
 
 
 def _stats(rnd) -> dict:
@@ -146,10 +156,13 @@ def test_gallery_sorts_filters_and_pages_in_sql(app, client):
         ids, total, _ = get(**c)
         want = ref(**c)
         assert ids == want and total == len(want), c
-    # ties in change are broken by image id; None changes last; pages are consecutive slices
-    full = ref()
-    pages = [get(offset=o, limit=7)[0] for o in range(0, len(full), 7)]
-    assert [i for p in pages for i in p] == full
+    # ties in change are broken by image id; None changes last; pages are consecutive slices, also
+    # where small pages of a common label are probed per row (3 x (offset + limit) < total)
+    for c in [{}, {"sort": "most_regressed"}, {"label": "kart"}, {"label": "kart", "sort": "image", "error": "missed"},
+              {"label": "Banana", "sort": "most_regressed"}]:
+        full = ref(**c)
+        pages = [get(offset=o, limit=4, **c) for o in range(0, len(full) + 4, 4)]
+        assert [i for p in pages for i in p[0]] == full and {p[1] for p in pages} == {len(full)}, c
     _, _, items = get(sort="image", limit=5)
     it = items[0]
     im = ims[it["image_id"]]
