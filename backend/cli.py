@@ -61,7 +61,9 @@ def migrate() -> None:
 
 
 @app.command()
-def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> None:
+def serve(host: str = typer.Option(None), port: int = typer.Option(None),
+          workers: int = typer.Option(None, min=1, help="API processes (default: STUDIO_WORKERS, 1); more than one "
+                                      "uses several cores on PostgreSQL")) -> None:
     """Start the API (and the built front end) on the configured database."""
     import uvicorn
 
@@ -71,9 +73,13 @@ def serve(host: str = typer.Option(None), port: int = typer.Option(None)) -> Non
     token = _prepare()
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
     typer.echo(f"VLM Studio at http://{host}:{port}/  (data: {settings.data_dir.resolve()})")
     typer.echo(f"admin API token: {token}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    else:  # each worker process builds its app from the same environment
+        uvicorn.run("backend.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 @app.command()
@@ -109,7 +115,7 @@ def up(host: str = typer.Option(None), port: int = typer.Option(None),
     # would die before the finally below stops the worker.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        serve(host=host, port=port)
+        serve(host=host, port=port, workers=None)
     finally:
         stop.set()
         for p in (demo_proc, proc):

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    # API processes. One Python process runs one request's Python at a time (the GIL), so on a
+    # database server (PostgreSQL) more cores need more processes; each has its own connection
+    # pool (up to 30). The embedded SQLite default keeps 1: its writers queue on one file lock.
+    workers: int = Field(default=1, ge=1)
 
     # Upload limits: untrusted files are checked against these before anything is stored.
     max_upload_bytes: int = 64 * 1024 * 1024

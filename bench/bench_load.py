@@ -11,7 +11,14 @@ Prints p50 / p95 per endpoint, status counts, and lost updates: for every hot bo
 got 200 against the versions the box went through (each 200 must bump it exactly once), and the
 progress writes against the run's step. Targets: 0 5xx, 0 lost updates, grid page p95 < 50 ms.
 
-    python bench/bench_load.py [--clients 50] [--seconds 60] [--n 3000]
+What it measures: the clients are closed-loop threads on the same machine as the server and the
+database. With N clients, a mean think time Z between actions (--think; 0 = no pause, as issue #11
+defines the load) and a throughput X, Little's law fixes the mean latency: R = N / X - Z. So with
+Z = 0 latency is set by how many requests per second the machine can do, not by any one request;
+the script prints X, N / X - Z, the CPU each request cost (server, PostgreSQL, the client threads)
+and the throughput the target would need, to tell a slow request from a saturated machine.
+
+    python bench/bench_load.py [--clients 50] [--seconds 60] [--n 3000] [--think 0] [--workers 1]
 
 A benchmark, not a test: it prints numbers and asserts nothing.
 """
@@ -105,7 +112,8 @@ class Stats:
 
 
 def client_loop(base: str, token: str, pid: int, n_images: int, image_ids: list[int], hot: list[int], run_id: int,
-                stop: float, stats: Stats, seed_: int) -> None:
+                stop: float, stats: Stats, seed_: int, think: float = 0.0) -> None:
+    """One user: an action from MIX, then (think > 0) an exponential pause of mean `think` seconds."""
     rng = random.Random(seed_)
     names, weights = zip(*MIX)
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
@@ -116,6 +124,10 @@ def client_loop(base: str, token: str, pid: int, n_images: int, image_ids: list[
             return r
 
         while time.time() < stop:
+            if think > 0:
+                time.sleep(min(rng.expovariate(1 / think), max(0.0, stop - time.time())))
+                if time.time() >= stop:
+                    break
             kind = rng.choices(names, weights)[0]
             if kind == "grid":
                 timed("grid page", "GET", f"/api/projects/{pid}/images",
@@ -152,11 +164,100 @@ def progress_writer(url: str, run_id: int, stop: float, written: list[int]) -> N
     engine.dispose()
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _pg_pids(database: str) -> list[int]:
+    """The PostgreSQL backends serving `database` (their title names it; other databases' work is not ours)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "comm").read_text().strip() == "postgres" and \
+                        f" {database} ".encode() in (p / "cmdline").read_bytes():
+                    out.append(int(p.name))
+            except OSError:
+                pass
+    return out
+
+
+class CpuMeter:
+    """CPU seconds spent over a phase by the server (with its worker processes), PostgreSQL (the
+    backends of the bench's database) and this process (the client threads), and the machine's busy
+    cores (everyone's: other jobs on the machine count there).
+
+    Backends come and go (a pool's overflow connections are closed when returned), so a thread samples
+    them 5 times a second and keeps each one's last reading; it also counts the backends started."""
+
+    def __init__(self, server_pid: int, database: str):
+        self.server = [server_pid, *_children(server_pid)]
+        self.database = database
+
+    @staticmethod
+    def _busy() -> tuple[float, float]:
+        v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = v[3] + v[4]
+        return (sum(v) - idle) / _TICK, sum(v) / _TICK
+
+    def _pg(self) -> dict[int, float]:
+        return {p: _proc_cpu(p) for p in _pg_pids(self.database)}
+
+    def start(self) -> None:
+        self.pg0 = self._pg()
+        self.pg_last = dict(self.pg0)
+        self.server0, self.client0, self.busy0 = (sum(_proc_cpu(p) for p in self.server), time.process_time(),
+                                                  self._busy())
+        self.stop = threading.Event()
+
+        def sample() -> None:
+            while not self.stop.wait(0.2):
+                self.pg_last.update({p: v for p, v in self._pg().items() if v > 0 or p not in self.pg_last})
+
+        self.sampler = threading.Thread(target=sample, daemon=True)
+        self.sampler.start()
+
+    def finish(self) -> dict[str, float]:
+        self.stop.set()
+        self.sampler.join()
+        self.pg_last.update(self._pg())
+        busy = self._busy()
+        total = busy[1] - self.busy0[1]
+        return {"server": sum(_proc_cpu(p) for p in self.server) - self.server0,
+                "pg": sum(v - self.pg0.get(p, 0.0) for p, v in self.pg_last.items()),
+                "pg_new": len(set(self.pg_last) - set(self.pg0)),
+                "client": time.process_time() - self.client0,
+                "busy_cores": (busy[0] - self.busy0[0]) / total * (os.cpu_count() or 1) if total else float("nan")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="mean think time (s, exponential) of each client between actions; 0 = closed loop, no pause")
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = ap.parse_args()
 
     with temp_database(prefix="studio_load") as url:
@@ -173,7 +274,8 @@ def run_load(args, url: str) -> None:
         port = _free_port()
         env = {**os.environ, "DATABASE_URL": url, "STUDIO_DATA_DIR": str(tmp), "PYTHONPATH": str(ROOT)}
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "backend.main:create_app", "--factory",
-                                   "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT)
+                                   "--port", str(port), "--log-level", "warning", "--workers", str(args.workers)],
+                                  env=env, cwd=ROOT)
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
@@ -185,30 +287,42 @@ def run_load(args, url: str) -> None:
             r = c.post(f"/api/projects/{pid}/qa/generate", json={"families": ["counting"]})
             assert r.status_code == 200, r.text
             image_ids = [it["id"] for it in c.get(f"/api/projects/{pid}/images", params={"limit": 500}).json()["items"]]
+        # Statistics as autovacuum leaves them a minute after a bulk load: without them the planner
+        # takes 15,000 fresh QA rows for 60 and sorts them all for each QA page (~10 ms vs 0.5 ms).
+        eng = create_engine(url, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        eng.dispose()
         print(f"seeded {args.n} images x 5 boxes, {r.json()['total']} QA pairs in {time.perf_counter() - t0:.1f} s; "
-              f"{args.clients} clients for {args.seconds:.0f} s against {base} (PostgreSQL)")
+              f"{args.clients} clients (think {args.think:g} s) for {args.seconds:.0f} s against {base} "
+              f"(PostgreSQL, {args.workers} uvicorn worker{'s' if args.workers > 1 else ''}); "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        meter = CpuMeter(server.pid, url.rsplit("/", 1)[1])
 
-        def phase(clients: int, seconds: float, seed0: int) -> tuple[Stats, list[int]]:
+        def phase(clients: int, seconds: float, seed0: int, think: float) -> tuple[Stats, list[int], dict]:
             stats, written = Stats(), [0]
             stop = time.time() + seconds
             threads = [threading.Thread(target=client_loop, args=(base, token, pid, args.n, image_ids, hot, run_id,
-                                                                  stop, stats, seed0 + i)) for i in range(clients)]
+                                                                  stop, stats, seed0 + i, think))
+                       for i in range(clients)]
             threads.append(threading.Thread(target=progress_writer, args=(url, run_id, stop, written)))
+            meter.start()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            return stats, written
+            return stats, written, meter.finish()
 
-        # Baseline in the same process: one client, same mix, same progress writer.
-        base_stats, base_written = phase(1, min(10.0, args.seconds), 10_000)
+        # Baseline in the same process: one client, same mix, same progress writer, no think time
+        # (the unloaded service time).
+        base_stats, base_written, base_cpu = phase(1, min(10.0, args.seconds), 10_000, 0.0)
         box_ok0 = Counter(base_stats.box_ok)
         eng = create_engine(url)
         with eng.connect() as c:
             v0 = dict(c.execute(select(Box.id, Box.version).where(Box.id.in_(hot))).all())
             step0 = c.scalar(select(Run.step).where(Run.id == run_id))
         eng.dispose()
-        stats, written = phase(args.clients, args.seconds, 0)
+        stats, written, cpu = phase(args.clients, args.seconds, 0, args.think)
 
         def pct(ts: list[float], q: float) -> float:
             ts = sorted(ts)
@@ -227,6 +341,7 @@ def run_load(args, url: str) -> None:
         total = sum(stats.codes.values())
         five = sum(k for (_, code), k in stats.codes.items() if code >= 500)
         print(f"\n{total} requests ({total / args.seconds:.0f}/s), {five} with status >= 500")
+        print_capacity(args, base_stats, base_cpu, min(10.0, args.seconds), stats, cpu)
 
         eng = create_engine(url)
         with eng.connect() as c:
@@ -245,6 +360,31 @@ def run_load(args, url: str) -> None:
         if server is not None:
             server.terminate()
             server.wait(10)
+
+
+def print_capacity(args, base_stats: Stats, base_cpu: dict, base_seconds: float, stats: Stats, cpu: dict) -> None:
+    """Throughput, Little's law and CPU per request: is the latency the request's or the queue's?"""
+    n, z = args.clients, args.think
+    print(f"\n{'phase':<22} {'req/s':>7} {'mean ms':>8} {'N/X-Z ms':>9} {'CPU ms/req: server':>19} {'postgres':>9} "
+          f"{'clients':>8} {'busy cores':>11} {'PG conns opened':>16}")
+    for name, st, c, secs, clients, think in (("1 client", base_stats, base_cpu, base_seconds, 1, 0.0),
+                                               (f"{n} clients, think {z:g} s", stats, cpu, args.seconds, n, z)):
+        reqs = sum(st.codes.values())
+        x = reqs / secs
+        # Little's law counts actions, not requests: a box edit is two requests and one think.
+        actions = reqs - sum(k for (e, _), k in st.codes.items() if e == "box patch")
+        mean = statistics.fmean(t for ts in st.times.values() for t in ts) * 1000
+        little = (clients / (actions / secs) - think) * 1000 / (reqs / actions) if actions else float("nan")
+        print(f"{name:<22} {x:>7.0f} {mean:>8.1f} {little:>9.1f} {c['server'] / reqs * 1000:>19.2f} "
+              f"{c['pg'] / reqs * 1000:>9.2f} {c['client'] / reqs * 1000:>8.2f} {c['busy_cores']:>11.2f} {c['pg_new']:>16}")
+    reqs = sum(stats.codes.values())
+    per_req = (cpu["server"] + cpu["pg"] + cpu["client"]) / reqs
+    cores = os.cpu_count() or 1
+    need = n / (0.05 + z)  # actions/s for a 50 ms mean at N clients and think Z (about requests/s)
+    print(f"Little's law: with {n} clients and think {z:g} s a 50 ms mean needs X >= N / (0.05 + Z) = {need:.0f} req/s. "
+          f"At the {per_req * 1000:.2f} CPU ms a request cost here (server + PostgreSQL + clients), {cores} cores "
+          f"do at most {cores / per_req:.0f} req/s; one server process (the GIL) at most "
+          f"{args.workers / (cpu['server'] / reqs):.0f} req/s of its {cpu['server'] / reqs * 1000:.2f} ms.")
 
 
 if __name__ == "__main__":

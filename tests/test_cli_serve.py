@@ -40,3 +40,43 @@ def test_serve_starts_on_embedded_default(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_serve_with_several_workers(tmp_path):
+    """--workers 2: two uvicorn processes behind one port, each building the app from the environment."""
+    from pathlib import Path
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        proc.stdout.readline()
+        token = re.search(r"admin API token: (\S+)", proc.stdout.readline()).group(1)
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}) as c:
+            assert all(c.get("/api/projects").status_code == 200 for _ in range(10))
+
+        def children(pid: int) -> list[int]:
+            return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == pid]
+
+        workers = [p for p in children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(workers) == 2
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _ppid(proc_dir) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -2,15 +2,16 @@
 thumbnail, split/meta edits, the review status, bulk edits from a multi-select, and delete."""
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,6 @@ from backend.errors import InvalidInput, StudioError, TooLarge
 from backend.models import Box, Image, ImageStatus, Label, Role, User
 from backend.schemas import (
     INT32_MAX,
-    BoxCompact,
     BulkImagePatch,
     BulkResult,
     ImageDetail,
@@ -212,8 +212,8 @@ def list_images(
     after_id: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
         "keyset paging: only images with a larger id (with offset=0, a deep page costs as much as the first)"))] = None,
     with_total: Annotated[bool, Query(description="false skips counting (total is null): cheaper when scrolling")] = True,
-) -> ImagePage:
-    """One page of the grid in id order: at most three queries (page, its boxes, the count), whatever the page size."""
+) -> Response:
+    """One page of the grid in id order: one query (page, boxes, count), whatever the page size."""
     get_project(db, user, project_id)
     conds = [Image.project_id == project_id]
     if after_id is not None:
@@ -241,35 +241,39 @@ def list_images(
                      else Image.file_name.ilike(pattern, escape="\\"))
 
     cols = [Image.id, Image.file_name, Image.width, Image.height, Image.split, Image.status]
-    total = None
+    count_q = select(func.count()).select_from(Image).where(*conds)
+    if lid is not None and len(conds) == 2:
+        # Label is the only filter (labels belong to one project): count its distinct images on
+        # the (label_id, image_id) index alone, without joining 100k image rows.
+        count_q = select(func.count()).select_from(select(Box.image_id).where(Box.label_id == lid).distinct().subquery())
     if q and with_total:
         # A substring match scans every row of the project (no trigram index): count in the same
         # scan with a window function instead of scanning twice.
-        rows = db.execute(select(*cols, func.count().over()).where(*conds)
-                          .order_by(Image.id).offset(offset).limit(limit)).all()
-        total = rows[0][6] if rows else None
-        page = [tuple(r[:6]) for r in rows]
-    else:
-        page = [tuple(r) for r in db.execute(select(*cols).where(*conds).order_by(Image.id)
-                                             .offset(offset).limit(limit))]
-    boxes: dict[int, list[BoxCompact]] = {r[0]: [] for r in page}
-    if page:
-        for b in db.execute(
-            select(Box.id, Box.image_id, Box.label_id, Box.x1, Box.y1, Box.x2, Box.y2)
-            .where(Box.image_id.in_(list(boxes))).order_by(Box.image_id, Box.id)
-        ):
-            boxes[b.image_id].append(BoxCompact(id=b.id, label_id=b.label_id, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2))
-    if with_total and total is None:
-        if lid is not None and len(conds) == 2:
-            # Label is the only filter (labels belong to one project): count its distinct images on
-            # the (label_id, image_id) index alone, without joining 100k image rows.
-            sub = select(Box.image_id).where(Box.label_id == lid).distinct().subquery()
-            total = db.scalar(select(func.count()).select_from(sub))
-        else:
-            total = db.scalar(select(func.count()).select_from(Image).where(*conds))
-    items = [ImageItem(id=i, file_name=f, width=w, height=h, split=sp, status=st, box_count=len(boxes[i]),
-                       boxes=boxes[i]) for i, f, w, h, sp, st in page]
-    return ImagePage(items=items, total=total, offset=offset, limit=limit)
+        cols.append(func.count().over().label("total"))
+    page = select(*cols).where(*conds).order_by(Image.id).offset(offset).limit(limit).cte("page")
+    total_col = (page.c.total if q and with_total else count_q.scalar_subquery().correlate(None) if with_total
+                 else null()).label("total")
+    # One round trip for the page, its boxes and the count (an uncorrelated subquery: computed once).
+    rows = db.execute(
+        select(page.c.id, page.c.file_name, page.c.width, page.c.height, page.c.split, page.c.status, total_col,
+               Box.id, Box.label_id, Box.x1, Box.y1, Box.x2, Box.y2)
+        .outerjoin(Box, Box.image_id == page.c.id).order_by(page.c.id, Box.id)).all()
+    items: list[dict] = []
+    for r in rows:
+        if not items or items[-1]["id"] != r[0]:
+            items.append({"id": r[0], "file_name": r[1], "width": r[2], "height": r[3], "split": r[4],
+                          "status": ImageStatus(r[5]).value, "box_count": 0, "boxes": []})
+        if r[7] is not None:
+            items[-1]["boxes"].append({"id": r[7], "label_id": r[8], "x1": r[9], "y1": r[10], "x2": r[11], "y2": r[12]})
+    for it in items:
+        it["box_count"] = len(it["boxes"])
+    total = rows[0][6] if rows else (db.scalar(count_q) if with_total else None)
+    # Built as JSON directly: 300 Pydantic models per page (50 items, 250 boxes), then the response
+    # model's validation in one more thread hop, were a fifth of the request's Python time. The shape
+    # is ImagePage's, as documented (tests/api/test_images.py checks it).
+    body = json.dumps({"items": items, "total": total, "offset": offset, "limit": limit},
+                      ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return Response(body.encode(), media_type="application/json")
 
 
 # ---------------------------------------------------------------- one image

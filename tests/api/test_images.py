@@ -172,3 +172,32 @@ def test_bulk_patch_is_all_or_nothing(client, project, upload):
     assert r.status_code == 404 and str(oid) in r.json()["detail"]
     assert client.patch(f"/api/projects/{pid}/images", json={"ids": []}).status_code == 422
     assert client.patch(f"/api/projects/{pid}/images", json={"ids": ids}).status_code == 422
+
+
+def test_grid_page_is_the_documented_shape_in_one_query(client, app, grid):
+    """The page is built as JSON directly: it must still be exactly ImagePage, and its cost must not
+    grow with the page (one statement for page, boxes and count; auth and project access besides)."""
+    from sqlalchemy import event
+
+    from backend.schemas import BoxCompact, ImageItem, ImagePage
+
+    pid, ids, kart, banana = grid
+    statements: list[str] = []
+    engine = app.state.engine
+    listen = lambda conn, cur, stmt, *a: statements.append(stmt)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        r = client.get(f"/api/projects/{pid}/images", params={"limit": 50})
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert ImagePage.model_validate(body).model_dump(mode="json") == body
+    assert set(body) == set(ImagePage.model_fields)
+    assert all(set(i) == set(ImageItem.model_fields) for i in body["items"])
+    assert all(set(b) == set(BoxCompact.model_fields) for i in body["items"] for b in i["boxes"])
+    assert [i["box_count"] for i in body["items"]] == [len(i["boxes"]) for i in body["items"]]
+    assert sum(i["box_count"] for i in body["items"]) == 4 + 3  # kart on 0,3,6,9; banana on 0,4,8
+    assert body["items"][0]["status"] == "in_review" and body["items"][6]["split"] == "val"
+    selects = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(selects) == 3, selects  # the token's user, the project, the page
