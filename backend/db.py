@@ -17,9 +17,19 @@ def _md5(s: str | None) -> str | None:
     return None if s is None else hashlib.md5(s.encode()).hexdigest()
 
 
+# Connections per process; backend.api.limit admits no more API requests than POOL_SIZE + MAX_OVERFLOW.
+POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT = 10, 20, 30.0
+
+
+def pool_capacity() -> int:
+    return POOL_SIZE + MAX_OVERFLOW
+
+
 def make_engine(url: str) -> Engine:
+    pool_size, max_overflow, pool_timeout = POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size,
+                               max_overflow=max_overflow, pool_timeout=pool_timeout)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -33,7 +43,8 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.create_function("md5", 1, _md5, deterministic=True)
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
+                         pool_timeout=pool_timeout)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

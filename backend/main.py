@@ -10,8 +10,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from backend.api.guard import RequestGuard
+from backend.api.limit import ConcurrencyLimit
 from backend.config import Settings, get_settings
-from backend.db import make_engine, make_sessionmaker
+from backend.db import make_engine, make_sessionmaker, pool_capacity
 from backend.errors import StudioError
 from backend.storage import image_store
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix="/api")
     app.add_middleware(RequestGuard)
+    # as many requests in flight as the engine has connections (backend/api/limit.py)
+    app.add_middleware(ConcurrencyLimit, limit=pool_capacity())
     document_errors(app)
 
     if FRONTEND_DIST.is_dir():

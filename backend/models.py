@@ -139,6 +139,7 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         UniqueConstraint("project_id", "file_name"),
+        Index("ix_images_project", "project_id", "id"),  # the grid's page order within a project
         Index("ix_images_project_status", "project_id", "status", "id"),
         Index("ix_images_project_split", "project_id", "split", "id"),
         # File-name search (ILIKE '%q%') on PostgreSQL: a trigram GIN index instead of a full scan.

@@ -8,6 +8,8 @@
   filter; the old (snapshot_id, box_id) key and (snapshot_id, image_id, label) index go.
 - run_image_results: (run_id, change DESC NULLS LAST, image_id) for most_improved (most_regressed
   uses ix_run_image_results_change); predictions: (run_id, label, phase, image_id) for the label filter.
+- images: (project_id, id) for the grid's pages (issue 11: 1.49 -> 0.96 ms at offset 1500 beside a
+  100k-image project).
 
 Revision ID: 0010
 Revises: 0009
@@ -49,10 +51,13 @@ def upgrade() -> None:
         # SQLite sorts NULL lowest: DESC already puts NULL changes last
         op.execute("CREATE INDEX ix_run_image_results_improved ON run_image_results (run_id, change DESC, image_id)")
     op.create_index("ix_predictions_run_label", "predictions", ["run_id", "label", "phase", "image_id"])
+    # the grid pages a project in id order: without it PostgreSQL sorts the whole project per page
+    op.create_index("ix_images_project", "images", ["project_id", "id"])
 
 
 def downgrade() -> None:
     pg = op.get_bind().dialect.name == "postgresql"
+    op.drop_index("ix_images_project", table_name="images")
     op.drop_index("ix_predictions_run_label", table_name="predictions")
     op.drop_index("ix_run_image_results_improved", table_name="run_image_results")
     op.execute("DROP TRIGGER IF EXISTS snapshots_cascade" + (" ON snapshots" if pg else ""))
