@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, text
 from sqlalchemy.orm import Session
 
 from backend.db import bulk_insert
@@ -29,6 +29,7 @@ from backend.qa.base import ImageView, Obj, valid_box
 from backend.qa.stale import boxes_signature
 
 UNASSIGNED = "unassigned"  # the split key for images without a split
+ANALYZE_AFTER = 5000  # generated pairs after which PostgreSQL re-reads qa_pairs' statistics at once
 # reviewed_by_id / reviewed_at are left out: NULL for a new pair, and fewer values per COPY row
 _COLS = ("project_id", "image_id", "family", "template_id", "question", "answer", "params", "source", "reviewed",
          "created_at", "updated_at", "boxes_sig")
@@ -150,6 +151,10 @@ def _generate(session, project_id, families, opts, seed, per_image_cap, lap) -> 
     lap("generate")
     bulk_insert(session, t, _COLS, rows)
     lap("insert")
+    if len(rows) >= ANALYZE_AFTER and session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics now, not at autovacuum's next pass: planned for 60 rows instead of
+        # 15,000, the QA list sorted every pair on each page (10-84 ms instead of 0.4 ms).
+        session.execute(text("ANALYZE qa_pairs"))
     return {"counts": counts, "total": len(rows), "images": len(views)}
 
 

@@ -229,3 +229,26 @@ def test_deleting_a_project_deletes_its_pairs(client, stk_project, app):
     assert client.delete(f"/api/projects/{stk_project}").status_code == 204
     with app.state.sessionmaker() as s:
         assert s.scalar(select(func.count()).select_from(QAPair)) == 0
+
+
+def test_a_large_generation_refreshes_postgresql_statistics(client, stk_project, app, monkeypatch):
+    """After many new pairs PostgreSQL re-reads qa_pairs' statistics at once (the QA list's plan
+    depends on them); SQLite has nothing to do."""
+    from sqlalchemy import text
+
+    import backend.qa.store as store
+
+    monkeypatch.setattr(store, "ANALYZE_AFTER", 1)
+    pg = app.state.engine.dialect.name == "postgresql"
+    last = "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'qa_pairs'"  # manual ANALYZE only
+
+    def analyzed():
+        with app.state.engine.connect() as c:
+            return c.execute(text(last)).scalar()
+
+    before = analyzed() if pg else None
+    r = client.post(f"/api/projects/{stk_project}/qa/generate", json={"families": ["counting"]})
+    assert r.status_code == 200, r.text
+    if pg:
+        after = analyzed()
+        assert after is not None and (before is None or after > before)
