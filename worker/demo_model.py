@@ -368,7 +368,7 @@ def write_card(out: Path, meta: dict) -> None:
         f"evaluates on {', '.join(HELD_OUT_TRACKS)}).",
         f"- Tasks: {', '.join(meta['families'])}; {meta['samples']} samples; recipe: `{json.dumps(meta['recipe'])}`.",
         f"- Training: {meta['recipe']['steps']} steps in {meta['seconds'] / 60:.1f} min wall, "
-        f"{meta['cpu_seconds'] / 60:.1f} min CPU ({meta['threads']} threads); token loss "
+        f"{meta['cpu_seconds'] / 60:.1f} min CPU ({meta['threads']} thread{'s' * (meta['threads'] != 1)}); token loss "
         f"{meta['loss_first']:.2f} -> {meta['loss_last']:.2f}.",
         f"- Its own held-out numbers (zero-shot, frames of {', '.join(ev.get('tracks', []))}, never trained on): "
         + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)) + ".",
