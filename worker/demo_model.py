@@ -441,7 +441,8 @@ def build_pretrained(out: Path, r: Recipe, frames: Path, *, log=print, progress=
 
     _save(model.to(torch.bfloat16), processor, tmp / "model", processor.tokenizer)
     write_card(tmp / "model", {
-        "data": f"{sum(counts.values())} REAL SuperTuxKart frames of {len(counts)} tracks (game engine labels)"
+        "data": f"{sum(counts.values())} REAL SuperTuxKart frames of {len(counts)} track{'s' * (len(counts) != 1)} "
+                "(game engine labels)"
                 + (f" and {r.n_synthetic} synthetic scenes" if r.n_synthetic else ""),
         "tracks": counts, "never_seen": list(DEMO_TRACKS), "families": list(r.families),
         "recipe": dataclasses.asdict(r), "samples": len(samples), "parameters": sum(p.numel() for p in model.parameters()),

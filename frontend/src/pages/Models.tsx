@@ -12,14 +12,14 @@ export const fmtParams = (n: number | null | undefined) =>
 
 /** The demo base's card: which tracks it was pre-trained on, which it never saw, its own held-out numbers. */
 function PretrainedFacts({ card }: { card: PretrainedCard }) {
-  const nums = Object.entries(card.held_out ?? {}).filter(([, v]) => typeof v === "number") as [string, number][];
-  const heldTracks = card.held_out?.tracks;
+  const nums = Object.entries(card.held_out ?? {}).filter(([k, v]) => typeof v === "number" && k !== "frames") as [string, number][];
+  const heldTracks = card.held_out?.tracks, frames = card.held_out?.frames;
   return (
     <dl className="config-list" data-testid="demo-pretrained">
       <dt>Pre-trained on</dt><dd>{card.data} — {card.tracks?.join(", ")}</dd>
       <dt>Never seen</dt><dd>{card.never_seen?.join(", ")} (the demo fine-tunes and evaluates on these)</dd>
       {card.cpu_seconds != null && <><dt>Pre-training</dt><dd>{card.steps} steps, {(card.cpu_seconds / 60).toFixed(0)} min of CPU</dd></>}
-      {nums.length > 0 && <><dt>Zero-shot{Array.isArray(heldTracks) ? ` on ${heldTracks.join(", ")}` : ""}</dt>
+      {nums.length > 0 && <><dt>Zero-shot{Array.isArray(heldTracks) ? ` on ${heldTracks.join(", ")}` : ""}{typeof frames === "number" ? ` (${frames} frames)` : ""}</dt>
         <dd>{nums.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(" · ")}</dd></>}
     </dl>
   );
@@ -32,18 +32,17 @@ export default function Models() {
   const [error, setError] = useState<unknown>(null);
   const load = useCallback(() => api.listModels().then((r) => { setItems(r.items); setDir(r.models_dir); return r.items; },
     (e) => { setError(e); return null; }), []);
+  useEffect(() => { load(); }, [load]);
+  // Poll while a model is being built, whether it was building on arrival or a build was just queued.
   useEffect(() => {
-    let timer = 0, stop = false;
-    const tick = () => load().then((items) => {
-      if (!stop && items?.some((m) => m.status === "building")) timer = window.setTimeout(tick, 2000);
-    });
-    tick();
-    return () => { stop = true; clearTimeout(timer); };
-  }, [load]);
+    if (!items?.some((m) => m.status === "building")) return;
+    const timer = window.setTimeout(load, 2000);
+    return () => clearTimeout(timer);
+  }, [items, load]);
 
   async function build() {
     setError(null);
-    try { await api.buildDemoModel(); await load(); window.setTimeout(() => load(), 1500); } catch (e) { setError(e); }
+    try { await api.buildDemoModel(); await load(); } catch (e) { setError(e); }
   }
 
   const demo = items?.find((m) => m.source === "demo");
@@ -95,7 +94,7 @@ export default function Models() {
             </tr>))}</tbody>
         </table>
       )}
-      {items && items.filter((m) => m.source === "local").length === 0 && (
+      {items && demo?.status !== "ready" && items.filter((m) => m.source === "local").length === 0 && (
         <p className="muted">No local model folder yet: build the demo model above, or <code>studio models import PATH</code>.</p>
       )}
       <p><Link to="/">← Projects</Link></p>
