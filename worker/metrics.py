@@ -348,7 +348,7 @@ def image_dependence(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn) ->
     """Does a model look at the image, or answer where objects usually are? `distinct`: the share
     of images whose predicted boxes (rounded to a pixel) differ from every other image's;
     `centre_r_x` / `centre_r_y`: Pearson r between each true box's centre and the centre of the
-    predicted box overlapping it most (true boxes no prediction touches are left out; None when
+    predicted box overlapping it most, as fractions of the image's width and height (true boxes no prediction touches are left out; None when
     fewer than 3 pairs or no spread). A fixed box on every frame scores distinct 0 and r about 0."""
     truths = _truths(gts)
     pred_map = _predictions(preds, {g.image_id for g in truths})
@@ -364,7 +364,8 @@ def image_dependence(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn) ->
         for g, row in zip(t.boxes, ious):
             if row.max() > 0:
                 p = ps[int(row.argmax())]
-                pairs.append(((g.x1 + g.x2) / 2, (g.y1 + g.y2) / 2, (p.x1 + p.x2) / 2, (p.y1 + p.y2) / 2))
+                w, h = t.width or 1, t.height or 1  # fractions of the frame: sizes may differ
+                pairs.append(((g.x1 + g.x2) / 2 / w, (g.y1 + g.y2) / 2 / h, (p.x1 + p.x2) / 2 / w, (p.y1 + p.y2) / 2 / h))
     a = np.asarray(pairs, dtype=float).reshape(-1, 4)
 
     def r(i: int, j: int) -> float | None:

@@ -18,6 +18,10 @@ const PRIOR_HELP = "one fixed box per label (the train split's median box) on ev
 const MAJORITY_HELP = "per question type, always the train split's most common answer, no model. A model that "
   + "does not beat it answers what is usual, not what it sees.";
 
+const DEPENDENCE_HELP = "Does the model look at the image? Distinct boxes: the share of held-out images whose "
+  + "predicted boxes differ from every other image's. Centre r: the correlation between each true box's centre and "
+  + "the centre of the predicted box overlapping it (fractions of the frame). One box on every image scores 0 and —.";
+
 const BASELINES: { key: Baseline; title: string; help: string }[] = [
   { key: "prior", title: "Location prior", help: PRIOR_HELP },
   { key: "majority", title: "Majority answer", help: MAJORITY_HELP },
@@ -51,6 +55,7 @@ export function Evaluation({ table }: { table: TableRow[] }) {
           <tr key={r.metric}><td>{r.metric}</td><Cells r={r} /><BaselineCells r={r} shown={shown} /></tr>))}</tbody>
       </table>
       {[...new Set([...shown, ...shownVqa])].map((b) => <p key={b.key} className="hint">{b.title}: {b.help}</p>)}
+      {overall.some((r) => r.metric === "distinct boxes") && <p className="hint">{DEPENDENCE_HELP}</p>}
       {perClass.length > 0 && (
         <table aria-label="Per-class AP and IoU" className="metrics">
           <thead><tr><th>Class</th><th>Metric</th>{HEAD}</tr></thead>
