@@ -26,7 +26,7 @@ def pool_capacity() -> int:
 
 
 def make_engine(url: str) -> Engine:
-    pool_size, max_overflow, pool_timeout = POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT
+    pool_size, max_overflow, pool_timeout = POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT  # read per call: tests shrink them
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=pool_size,
                                max_overflow=max_overflow, pool_timeout=pool_timeout)

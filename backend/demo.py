@@ -61,6 +61,7 @@ class DemoResult:
     seconds: dict = field(default_factory=dict)
     model_dir: str = ""
     error: str | None = None
+
     @property
     def prior(self) -> dict:
         """The run's location prior (worker.runner's metrics["prior"]); {} without one."""

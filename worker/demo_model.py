@@ -296,12 +296,11 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
         losses.append(float(loss.detach()))
         # The dense patch loss only where the boxes are the whole truth: detection samples (a
         # question's Sample carries no boxes, and "no kart here" would be a wrong target).
-        det = torch.tensor([s.task == "detect" for s in chunk])
+        det = [k for k, s in enumerate(chunk) if s.task == "detect"]
         h = patches.pop("h")
-        if det.any():
-            obj, reg, has = map(torch.stack, zip(*(targets(s.boxes, *s.image.size) for s in chunk)))
-            out = head(h)[det]
-            obj, reg, has = obj[det], reg[det], has[det]
+        if det:
+            obj, reg, has = map(torch.stack, zip(*(targets(chunk[k].boxes, *chunk[k].image.size) for k in det)))
+            out = head(h[det])
             aux = torch.nn.functional.binary_cross_entropy_with_logits(out[..., 0], obj)
             if has.any():
                 aux = aux + (torch.sigmoid(out[..., 1:]) - reg).abs().sum(-1)[has].mean()
@@ -371,10 +370,15 @@ def write_card(out: Path, meta: dict) -> None:
         f"{meta['cpu_seconds'] / 60:.1f} min CPU ({meta['threads']} thread{'s' * (meta['threads'] != 1)}); token loss "
         f"{meta['loss_first']:.2f} -> {meta['loss_last']:.2f}.",
         f"- Its own held-out numbers (zero-shot, frames of {', '.join(ev.get('tracks', []))}, never trained on): "
-        + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)) + ".",
+        + numbers_text(ev) + ".",
         "- Rebuild from scratch: `studio models build demo --inline --frames ../shared/supertuxkart --out DIR` "
         "(seeded; prints its CPU time).", f"- sha256 of model.safetensors: `{meta['sha256']}`", ""]
     (out / "README.md").write_text("\n".join(lines))
+
+
+def numbers_text(d: dict) -> str:
+    """"AP50 0.305, mAP 0.108, ..." of a zero_shot result (its float values)."""
+    return ", ".join(f"{k} {v:.3f}" for k, v in d.items() if isinstance(v, float))
 
 
 def file_sha256(path: Path) -> str:
@@ -391,7 +395,7 @@ def zero_shot(model, processor, frames: Path, tracks: list[str], every: int = 2)
     its boxes depend on the image (worker.metrics.image_dependence), and counting accuracy."""
     from worker.families import get_family
     from worker.inference import predict
-    from worker.metrics import ImageTruth, detection_metrics, image_dependence, vqa_accuracy
+    from worker.metrics import ImageTruth, detection_metrics, vqa_accuracy
 
     family = get_family(FAMILY)
     val: list[Sample] = []
@@ -402,23 +406,22 @@ def zero_shot(model, processor, frames: Path, tracks: list[str], every: int = 2)
     cnt = [s for s in val if s.qtype == "count_total"][::every]
     preds = predict(model, processor, family, det, batch_size=16, max_new_tokens=40)
     truths = [ImageTruth(s.image_id, *s.image.size, s.boxes) for s in det]
-    got = {p.image_id: p.boxes for p in preds}
-    m, dep = detection_metrics(truths, got), image_dependence(truths, got)
+    m = detection_metrics(truths, {p.image_id: p.boxes for p in preds})
     cp = predict(model, processor, family, cnt, batch_size=16, max_new_tokens=6) if cnt else []
     return {"tracks": tracks, "frames": len(det), "AP50": float(m["ap50"]), "mAP": float(m["map"]),
-            "F1@50": float(m["f1"]), "distinct boxes": float(dep["distinct"] or 0),
-            "centre r x": float(dep["centre_r_x"] or 0), "centre r y": float(dep["centre_r_y"] or 0),
+            "F1@50": float(m["f1"]), "distinct boxes": float(m["distinct_boxes"] or 0),
+            "centre r x": float(m["centre_r_x"] or 0), "centre r y": float(m["centre_r_y"] or 0),
             "counting accuracy": float(vqa_accuracy([p.answer for p in cp], [s.answer for s in cnt])["accuracy"] or 0)}
 
 
-def build_pretrained(out: Path, r: Recipe, frames: Path, *, log=print, progress=None, work: Path | None = None) -> Path:
+def build_pretrained(out: Path, r: Recipe, frames: Path, *, log=print, progress=None) -> Path:
     """The committed, seeded pre-training script: a random tiny PaliGemma trained on the real frames
     of `frames` (minus the demo's tracks), evaluated zero-shot on the demo's fine-tuning tracks when
     they are there, saved in bf16 with its card. Minutes to an hour of CPU; written atomically."""
     from backend.demo import DEMO_TRACKS, FINETUNE_TRACKS
 
     out = Path(out)
-    tmp = Path(work) if work else out.with_name(out.name + ".tmp")
+    tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     t0, c0 = time.perf_counter(), time.process_time()
     torch.manual_seed(r.seed)
@@ -435,8 +438,7 @@ def build_pretrained(out: Path, r: Recipe, frames: Path, *, log=print, progress=
     held = zero_shot(model, processor, frames, list(FINETUNE_TRACKS)) if any(
         (Path(frames) / t).is_dir() for t in FINETUNE_TRACKS) else {}
     if held:
-        log("zero-shot on " + ", ".join(FINETUNE_TRACKS) + ": "
-            + ", ".join(f"{k} {v:.3f}" for k, v in held.items() if isinstance(v, float)))
+        log("zero-shot on " + ", ".join(FINETUNE_TRACKS) + ": " + numbers_text(held))
     from worker.tiny import _save
 
     _save(model.to(torch.bfloat16), processor, tmp / "model", processor.tokenizer)

@@ -339,19 +339,22 @@ def location_prior(train: Iterable[ImageTruth | tuple], evaluate: Iterable[Image
     truths = _truths(evaluate)
     preds = {t.image_id: [Box(lab, f[0] * t.width, f[1] * t.height, f[2] * t.width, f[3] * t.height, score=1.0)
                           for lab, f in med.items()] for t in truths}
-    dep = image_dependence(truths, preds)
-    return {**detection_metrics(truths, preds, iou_thr=iou_thr), "boxes": med, "distinct_boxes": dep["distinct"],
-            "centre_r_x": dep["centre_r_x"], "centre_r_y": dep["centre_r_y"]}
+    return {**detection_metrics(truths, preds, iou_thr=iou_thr), "boxes": med}
 
 
 def image_dependence(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn) -> dict:
-    """Does a model look at the image, or answer where objects usually are? `distinct`: the share
-    of images whose predicted boxes (rounded to a pixel) differ from every other image's;
+    """Does a model look at the image, or answer where objects usually are? `distinct_boxes`: the
+    share of images whose predicted boxes (rounded to a pixel) differ from every other image's;
     `centre_r_x` / `centre_r_y`: Pearson r between each true box's centre and the centre of the
-    predicted box overlapping it most, as fractions of the image's width and height (true boxes no prediction touches are left out; None when
-    fewer than 3 pairs or no spread). A fixed box on every frame scores distinct 0 and r about 0."""
+    predicted box overlapping it most, as fractions of the image's width and height (true boxes no
+    prediction touches are left out; None when fewer than 3 pairs or no spread); `centre_pairs`:
+    how many pairs. A fixed box on every frame scores distinct 0 and r about 0. Part of
+    detection_metrics."""
     truths = _truths(gts)
-    pred_map = _predictions(preds, {g.image_id for g in truths})
+    return _dependence(truths, _predictions(preds, {g.image_id for g in truths}))
+
+
+def _dependence(truths: list[ImageTruth], pred_map: dict) -> dict:
     keys = [tuple((round(b.x1), round(b.y1), round(b.x2), round(b.y2)) for b in pred_map.get(t.image_id, []))
             for t in truths]
     seen = Counter(keys)
@@ -365,7 +368,8 @@ def image_dependence(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn) ->
             if row.max() > 0:
                 p = ps[int(row.argmax())]
                 w, h = t.width or 1, t.height or 1  # fractions of the frame: sizes may differ
-                pairs.append(((g.x1 + g.x2) / 2 / w, (g.y1 + g.y2) / 2 / h, (p.x1 + p.x2) / 2 / w, (p.y1 + p.y2) / 2 / h))
+                pairs.append(((g.x1 + g.x2) / 2 / w, (g.y1 + g.y2) / 2 / h,
+                              (p.x1 + p.x2) / 2 / w, (p.y1 + p.y2) / 2 / h))
     a = np.asarray(pairs, dtype=float).reshape(-1, 4)
 
     def r(i: int, j: int) -> float | None:
@@ -373,8 +377,8 @@ def image_dependence(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn) ->
             return None
         return float(np.corrcoef(a[:, i], a[:, j])[0, 1])
 
-    return {"distinct": sum(seen[k] == 1 for k in keys) / len(keys) if keys else None,
-            "centre_r_x": r(0, 2), "centre_r_y": r(1, 3), "pairs": len(a)}
+    return {"distinct_boxes": sum(seen[k] == 1 for k in keys) / len(keys) if keys else None,
+            "centre_r_x": r(0, 2), "centre_r_y": r(1, 3), "centre_pairs": len(a)}
 
 
 # --- both --------------------------------------------------------------------------------------
@@ -388,7 +392,8 @@ def detection_metrics(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn, *
     ar_medium, ar_large, precision, recall, f1, mean_iou, tp, fp, fn, wrong_label, n_images, n_gt,
     n_pred, unknown_predictions, backend, warnings (list of str), per_class {label: {ap, ap50,
     precision, recall, f1, mean_iou, tp, fp, fn, known}}, per_image [{image_id, tp, fp, fn,
-    wrong_label, mean_iou, f1}] in ground-truth order."""
+    wrong_label, mean_iou, f1}] in ground-truth order, and image_dependence's distinct_boxes,
+    centre_r_x, centre_r_y, centre_pairs."""
     truths = _truths(gts)
     pred_map = _predictions(preds, {g.image_id for g in truths})
     cats = _categories(truths, classes)
@@ -415,6 +420,7 @@ def detection_metrics(gts: Iterable[ImageTruth | tuple], preds: PredictionsIn, *
             **{k: match[k] for k in ("precision", "recall", "f1", "mean_iou", "tp", "fp", "fn", "wrong_label")},
             "n_images": len(truths), "n_gt": sum(len(g.boxes) for g in truths), "n_pred": len(all_preds),
             "unknown_predictions": n_unknown, "backend": backend, "warnings": warnings,
+            **_dependence(truths, pred_map),
             "per_class": per_class, "per_image": match["per_image"]}
 
 

@@ -251,7 +251,7 @@ class Executor:
     def evaluate(self, model, processor, family, phase: str, det: list[Sample], vqa: list[Sample]) -> dict:
         """Predict, score, and store the phase's metrics and predictions in one transaction."""
         from worker.inference import predict
-        from worker.metrics import ImageTruth, detection_metrics, image_dependence, normalize_answer, vqa_accuracy
+        from worker.metrics import ImageTruth, detection_metrics, normalize_answer, vqa_accuracy
 
         lo, hi = PHASE_SPAN[phase]
         samples = det + vqa
@@ -284,9 +284,7 @@ class Executor:
             truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
             m = detection_metrics(truths, det_preds, classes=self.labels)
             per_image = m.pop("per_image")
-            dep = image_dependence(truths, det_preds)  # a model that looks vs one box everywhere
-            out = {**m, "distinct_boxes": dep["distinct"], "centre_r_x": dep["centre_r_x"],
-                   "centre_r_y": dep["centre_r_y"]}
+            out = m
             for p in det_preds:
                 rows += _box_rows(self.run_id, phase, p)
         if vqa:

@@ -320,13 +320,13 @@ def test_image_dependence_tells_a_fixed_box_from_boxes_that_follow_the_objects()
     truths = [ImageTruth(i, 100, 100, [Box("kart", 10 * i, 5 * i, 10 * i + 10, 5 * i + 10)]) for i in range(5)]
     follow = {i: [Box("kart", 10 * i + 1, 5 * i, 10 * i + 11, 5 * i + 10)] for i in range(5)}
     got = image_dependence(truths, follow)
-    assert got["distinct"] == 1.0 and got["pairs"] == 5
+    assert got["distinct_boxes"] == 1.0 and got["centre_pairs"] == 5
     assert got["centre_r_x"] == pytest.approx(1.0) and got["centre_r_y"] == pytest.approx(1.0)
     fixed = {i: [Box("kart", 0, 0, 60, 40)] for i in range(5)}
     got = image_dependence(truths, fixed)
     # one box everywhere: no image has its own answer, and no spread to correlate with
-    assert got["distinct"] == 0.0 and got["centre_r_x"] is None and got["pairs"] == 5
+    assert got["distinct_boxes"] == 0.0 and got["centre_r_x"] is None and got["centre_pairs"] == 5
     # a box touching no true box is not paired; two images share an answer, three have their own
     mixed = {0: [Box("kart", 90, 90, 99, 99)], 1: fixed[1], 2: fixed[2], 3: follow[3], 4: follow[4]}
     got = image_dependence(truths, mixed)
-    assert got["pairs"] == 4 and got["distinct"] == pytest.approx(3 / 5)
+    assert got["centre_pairs"] == 4 and got["distinct_boxes"] == pytest.approx(3 / 5)
