@@ -521,12 +521,12 @@ def models_build(
             raise typer.BadParameter("--out goes with --inline", param_hint="--out")
         import torch
 
-        from worker.demo_model import SHARED_FRAMES, Recipe, build_pretrained
+        from worker.demo_model import Recipe, build_pretrained
 
         if threads:
             torch.set_num_threads(threads)
         r = Recipe(**{**settings.demo_recipe, **(recipe or {})})
-        build_pretrained(out, r, frames or settings.demo_frames or SHARED_FRAMES, log=typer.echo)
+        build_pretrained(out, r, frames or settings.demo_frames, log=typer.echo)
         return
     if frames is not None:
         if not inline:

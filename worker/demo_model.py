@@ -414,13 +414,13 @@ def zero_shot(model, processor, frames: Path, tracks: list[str], every: int = 2)
             "counting accuracy": float(vqa_accuracy([p.answer for p in cp], [s.answer for s in cnt])["accuracy"] or 0)}
 
 
-def build_pretrained(out: Path, r: Recipe, frames: Path, *, log=print, progress=None) -> Path:
+def build_pretrained(out: Path, r: Recipe, frames: Path | None = None, *, log=print, progress=None) -> Path:
     """The committed, seeded pre-training script: a random tiny PaliGemma trained on the real frames
-    of `frames` (minus the demo's tracks), evaluated zero-shot on the demo's fine-tuning tracks when
+    of `frames` (default ../shared/supertuxkart; minus the demo's tracks), evaluated zero-shot on the demo's fine-tuning tracks when
     they are there, saved in bf16 with its card. Minutes to an hour of CPU; written atomically."""
     from backend.demo import DEMO_TRACKS, FINETUNE_TRACKS
 
-    out = Path(out)
+    out, frames = Path(out), Path(frames) if frames else SHARED_FRAMES
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -477,7 +477,6 @@ def ensure_pretrained(data_dir: str | Path, r: Recipe | None = None, *, scratch:
     out = models / f"{DEMO_PREFIX}{r.key()}"
     if (out / "config.json").is_file():
         return out
-    src = Path(frames) if frames else SHARED_FRAMES
-    log(f"pre-training the tiny PaliGemma from scratch on the real frames under {src} (not the demo's tracks); "
-        f"cached in {out}")
-    return build_pretrained(out, r, src, log=log, progress=progress)
+    log(f"pre-training the tiny PaliGemma from scratch on the real frames under {frames or SHARED_FRAMES} (not the "
+        f"demo's tracks); cached in {out}")
+    return build_pretrained(out, r, frames, log=log, progress=progress)
