@@ -386,7 +386,7 @@ class Executor:
     # ------------------------------------------------------------ kinds
     def train(self) -> str:
         from worker.train_config import TrainConfig
-        from worker.training import Progress, latest_checkpoint, train
+        from worker.training import Progress, checkpoint_history, latest_checkpoint, train
 
         device = self.device()
         self.store.prefetch({(im["sha256"], im["ext"]) for im in self.snapshot["images"]})
@@ -408,7 +408,7 @@ class Executor:
             ck = latest_checkpoint(self.out)
             resume = self.out
             ck_step = int(ck.name.split("-")[-1])
-            self.history = [h for h in self.history if h["step"] <= ck_step]
+            self.history = resumed_history(self.history, checkpoint_history(ck), ck_step, self.attempt - 1)
             self.say(f"train: resuming from checkpoint {ck.name} (step {ck_step})")
         except FileNotFoundError:
             self.history = []
@@ -519,6 +519,16 @@ class Executor:
             self.tail.append(log_line(f"predict: {n_boxes} boxes on {len(preds)} images"))
             self.write(s, metrics={"n_images": len(preds), "n_boxes": n_boxes})
         return self.finish(RunStatus.succeeded, "succeeded", progress=1.0, phase="done")
+
+
+def resumed_history(stored: list[dict], saved: list[dict], ck_step: int, attempt: int) -> list[dict]:
+    """The loss history a resume from checkpoint `ck_step` starts with: the stored entries up to it,
+    and the checkpoint's own curve for the steps the killed attempt saved but never reported
+    (its last progress write comes after the checkpoint), marked with that attempt."""
+    kept = [h for h in stored if h["step"] <= ck_step]
+    reported = {h["step"] for h in kept}
+    lost = [{**h, "attempt": attempt} for h in saved if h["step"] <= ck_step and h["step"] not in reported]
+    return sorted(kept + lost, key=lambda h: h["step"])
 
 
 def _box_rows(run_id: int, phase: str, p) -> list[tuple]:

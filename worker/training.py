@@ -15,6 +15,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import shutil
@@ -41,6 +42,7 @@ from worker.types import (
 
 CONFIG_NAME = "studio_train_config.json"
 STATE_NAME = "trainer_state.pt"
+HISTORY_NAME = "history.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -433,17 +435,33 @@ def _save_adapter(model, cfg: TrainConfig, out: Path, dtype: torch.dtype | None 
     return _dir_bytes(out)
 
 
-def save_checkpoint(out: Path, *, model, cfg, optimizer, scheduler, step, position, losses, val_losses) -> Path:
+def save_checkpoint(out: Path, *, model, cfg, optimizer, scheduler, step, position, losses, lrs,
+                    val_losses) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     _save_adapter(model, cfg, tmp / "adapter")
     torch.save({
-        "step": step, "position": position, "losses": losses, "val_losses": val_losses,
+        "step": step, "position": position, "losses": losses, "lrs": lrs, "val_losses": val_losses,
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
     }, tmp / STATE_NAME)
+    # The curve up to this step, readable without the optimizer state: a worker killed between
+    # this save and its next progress write resumes here and restores the steps it never reported.
+    (tmp / HISTORY_NAME).write_text(json.dumps({"losses": losses, "lrs": lrs, "val_losses": val_losses}))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)  # a crash mid-save never leaves a half-written checkpoint under the real name
     return out
+
+
+def checkpoint_history(ck: Path) -> list[dict]:
+    """The loss curve a checkpoint saved: one {step, loss, lr} per optimizer step from step 1
+    (val_loss where the held-out loss was measured); empty for checkpoints saved before it existed."""
+    f = Path(ck) / HISTORY_NAME
+    if not f.exists():
+        return []
+    h = json.loads(f.read_text())
+    lrs, val = h.get("lrs") or [], {int(st): v for st, v in h.get("val_losses") or []}
+    return [{"step": i + 1, "loss": loss, "lr": lrs[i] if i < len(lrs) else None,
+             **({"val_loss": val[i + 1]} if i + 1 in val else {})} for i, loss in enumerate(h["losses"])]
 
 
 def latest_checkpoint(path: Path) -> Path:
@@ -580,7 +598,7 @@ def train(
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = _make_scheduler(optimizer, cfg, total)
 
-    step, position, losses, val_losses = 0, (0, 0), [], []
+    step, position, losses, lrs, val_losses = 0, (0, 0), [], [], []
     if resume_from is not None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
@@ -595,6 +613,7 @@ def train(
         _set_rng_state(state["rng"])
         step, position = state["step"], tuple(state["position"])
         losses, val_losses = list(state["losses"]), list(state["val_losses"])
+        lrs = list(state.get("lrs", []))
 
     loader = DataLoader(
         _StreamDataset(train_samples, cfg),
@@ -619,7 +638,7 @@ def train(
         nonlocal last_ck
         last_ck = save_checkpoint(ck_root / f"step-{step:07d}", model=model, cfg=cfg, optimizer=optimizer,
                                   scheduler=scheduler, step=step, position=position, losses=losses,
-                                  val_losses=val_losses)
+                                  lrs=lrs, val_losses=val_losses)
         _prune(ck_root, cfg.keep_checkpoints)
         return last_ck
 
@@ -664,6 +683,7 @@ def train(
             step += 1
             steps_this_run += 1
             losses.append(step_loss)
+            lrs.append(lr)
             v = validate() if cfg.eval_every and step % cfg.eval_every == 0 and step < total else None
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 checkpoint()

@@ -16,6 +16,7 @@ from worker.train_config import BadConfig, TrainConfig
 from worker.training import (
     CONFIG_NAME,
     build_model,
+    checkpoint_history,
     epoch_batches,
     load_with_adapter,
     merge,
@@ -338,6 +339,24 @@ def test_periodic_checkpoints_resume_and_pruning(pg, tmp_path):
                     resume_from=tmp_path / "b" / "run" / "checkpoints" / "step-0000006")
     assert full.losses == pytest.approx(straight.losses, abs=1e-5)
     assert resumed.losses == pytest.approx(straight.losses, abs=1e-5)
+    # each checkpoint carries its curve, so a resume can restore steps that were never reported
+    saved = checkpoint_history(tmp_path / "b" / "run" / "checkpoints" / "step-0000006")
+    assert [h["step"] for h in saved] == [1, 2, 3, 4, 5, 6]
+    assert [h["loss"] for h in saved] == pytest.approx(full.losses[:6])
+    assert all(h["lr"] is not None and h["lr"] >= 0 for h in saved)
+
+
+def test_resumed_history_restores_steps_saved_but_never_reported():
+    from worker.runner import resumed_history
+
+    stored = [{"step": s, "loss": 1.0, "lr": 0.1, "attempt": 1} for s in range(1, 13)]  # reported up to 12
+    del stored[10:]  # ... but the writes after step 10 were throttled and lost with the worker
+    saved = [{"step": s, "loss": 2.0, "lr": 0.2} for s in range(1, 16)]  # checkpoint at 15
+    h = resumed_history(stored, saved, 15, attempt=1)
+    assert [e["step"] for e in h] == list(range(1, 16))
+    assert h[9]["loss"] == 1.0 and h[10] == {"step": 11, "loss": 2.0, "lr": 0.2, "attempt": 1}
+    # reported beyond the checkpoint: cut back to it (those steps are trained again)
+    assert [e["step"] for e in resumed_history(stored, saved[:5], 5, 1)] == [1, 2, 3, 4, 5]
 
 
 def test_cancel_stops_at_next_step_and_keeps_checkpoint(pg, tmp_path):
