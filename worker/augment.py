@@ -1,8 +1,8 @@
 """Training-time views of a sample (TrainConfig.augment, and the demo base's pre-training).
 
-Detection samples: a random crop keeping `1 - crop` .. 100 % of each side, drawn per side (boxes
-cut to it; a box left with under half its area is dropped, and a crop that would drop every box is
-not taken), then a mirror half the time. A camera behind a kart puts it in the same place in every frame: crops
+Detection samples: a random crop keeping `1 - crop` .. 100 % of each side (boxes cut to it; a box
+left with under half its area is dropped, and a crop that would drop every box is not taken), then
+a mirror half the time. A camera behind a kart puts it in the same place in every frame: crops
 move it, so a model has to find it rather than learn where it usually is. Counting questions get
 the mirror only (a crop could cut a kart out and change the answer); other questions neither
 (left / right answers would flip, region questions name coordinates).
@@ -39,12 +39,8 @@ def random_crop(s: Sample, rng: random.Random, crop: float) -> Sample:
     """Boxes keep their order (the caller orders them: TrainConfig.object_order)."""
     image = s.load_image()
     w, h = image.size
-    # Each side drawn on its own (RandomResizedCrop's aspect jitter): resized to the model's square
-    # input, the same kart comes out wider or taller, so its box's shape has to be read from the
-    # pixels; with one factor for both sides a model learns one kart shape per camera (measured:
-    # boxes 1.4x too wide on a track whose driver is tall).
-    fx, fy = 1 - crop * rng.random(), 1 - crop * rng.random()
-    cw, ch = max(8, round(w * fx)), max(8, round(h * fy))
+    f = 1 - crop * rng.random()
+    cw, ch = max(8, round(w * f)), max(8, round(h * f))
     x0, y0 = rng.randint(0, w - cw), rng.randint(0, h - ch)
     boxes = []
     for b in s.boxes:
