@@ -416,8 +416,9 @@ def zero_shot(model, processor, frames: Path, tracks: list[str], every: int = 2)
 
 def build_pretrained(out: Path, r: Recipe, frames: Path | None = None, *, log=print, progress=None) -> Path:
     """The committed, seeded pre-training script: a random tiny PaliGemma trained on the real frames
-    of `frames` (default ../shared/supertuxkart; minus the demo's tracks), evaluated zero-shot on the demo's fine-tuning tracks when
-    they are there, saved in bf16 with its card. Minutes to an hour of CPU; written atomically."""
+    of `frames` (default ../shared/supertuxkart; minus the demo's tracks), evaluated zero-shot on
+    the demo's fine-tuning tracks when they are there, saved in bf16 with its card. Minutes to an
+    hour of CPU; written atomically."""
     from backend.demo import DEMO_TRACKS, FINETUNE_TRACKS
 
     out, frames = Path(out), Path(frames) if frames else SHARED_FRAMES

@@ -282,9 +282,8 @@ class Executor:
         det_preds = preds[: len(det)]
         if det:
             truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
-            m = detection_metrics(truths, det_preds, classes=self.labels)
-            per_image = m.pop("per_image")
-            out = m
+            out = detection_metrics(truths, det_preds, classes=self.labels)
+            per_image = out.pop("per_image")
             for p in det_preds:
                 rows += _box_rows(self.run_id, phase, p)
         if vqa:

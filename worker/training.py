@@ -440,28 +440,36 @@ def save_checkpoint(out: Path, *, model, cfg, optimizer, scheduler, step, positi
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     _save_adapter(model, cfg, tmp / "adapter")
-    torch.save({
-        "step": step, "position": position, "losses": losses, "lrs": lrs, "val_losses": val_losses,
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": _rng_state(),
-    }, tmp / STATE_NAME)
-    # The curve up to this step, readable without the optimizer state: a worker killed between
-    # this save and its next progress write resumes here and restores the steps it never reported.
+    torch.save({"step": step, "position": position, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": _rng_state()}, tmp / STATE_NAME)
+    # The curve up to this step, its only copy, readable without the optimizer state: a worker
+    # killed between this save and its next progress write resumes here and restores the steps it
+    # never reported (worker.runner.resumed_history).
     (tmp / HISTORY_NAME).write_text(json.dumps({"losses": losses, "lrs": lrs, "val_losses": val_losses}))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)  # a crash mid-save never leaves a half-written checkpoint under the real name
     return out
 
 
+def _curve(ck: Path, state: dict) -> tuple[list[float], list[float | None], list[tuple[int, float]]]:
+    """(losses, learning rates, (step, validation loss)) saved with checkpoint `ck`. A checkpoint
+    saved before history.json existed kept losses in its state and no learning rates."""
+    f = Path(ck) / HISTORY_NAME
+    if not f.exists():
+        return list(state["losses"]), [None] * len(state["losses"]), list(state["val_losses"])
+    h = json.loads(f.read_text())
+    return h["losses"], h["lrs"], [(int(st), v) for st, v in h["val_losses"]]
+
+
 def checkpoint_history(ck: Path) -> list[dict]:
     """The loss curve a checkpoint saved: one {step, loss, lr} per optimizer step from step 1
     (val_loss where the held-out loss was measured); empty for checkpoints saved before it existed."""
-    f = Path(ck) / HISTORY_NAME
-    if not f.exists():
+    if not (Path(ck) / HISTORY_NAME).exists():
         return []
-    h = json.loads(f.read_text())
-    lrs, val = h.get("lrs") or [], {int(st): v for st, v in h.get("val_losses") or []}
-    return [{"step": i + 1, "loss": loss, "lr": lrs[i] if i < len(lrs) else None,
-             **({"val_loss": val[i + 1]} if i + 1 in val else {})} for i, loss in enumerate(h["losses"])]
+    losses, lrs, val = _curve(ck, {})
+    val_at = dict(val)
+    return [{"step": i, "loss": loss, "lr": lr, **({"val_loss": val_at[i]} if i in val_at else {})}
+            for i, (loss, lr) in enumerate(zip(losses, lrs), 1)]
 
 
 def latest_checkpoint(path: Path) -> Path:
@@ -612,8 +620,7 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         step, position = state["step"], tuple(state["position"])
-        losses, val_losses = list(state["losses"]), list(state["val_losses"])
-        lrs = list(state.get("lrs", []))
+        losses, lrs, val_losses = _curve(ck, state)
 
     loader = DataLoader(
         _StreamDataset(train_samples, cfg),

@@ -346,6 +346,28 @@ def test_periodic_checkpoints_resume_and_pruning(pg, tmp_path):
     assert all(h["lr"] is not None and h["lr"] >= 0 for h in saved)
 
 
+def test_resume_from_a_checkpoint_saved_before_history_json(pg, tmp_path):
+    """Older checkpoints kept the losses in trainer_state.pt and no learning rates: a resume from
+    one continues exactly, and its later checkpoints mark the unknown rates None, never shifted."""
+    import shutil
+
+    data = samples(12)
+    full = train(_resume_cfg(pg, tmp_path / "a", checkpoint_every=3, keep_checkpoints=4), data,
+                 progress=lambda p: None)
+    old = tmp_path / "old" / "step-0000006"
+    shutil.copytree(tmp_path / "a" / "run" / "checkpoints" / "step-0000006", old)
+    state = torch.load(old / "trainer_state.pt", weights_only=False)
+    torch.save({**state, "losses": full.losses[:6], "val_losses": []}, old / "trainer_state.pt")
+    (old / "history.json").unlink()
+    assert checkpoint_history(old) == []
+    resumed = train(_resume_cfg(pg, tmp_path / "c", checkpoint_every=3, keep_checkpoints=4), data,
+                    progress=lambda p: None, resume_from=old)
+    assert resumed.losses == pytest.approx(full.losses, abs=1e-5)
+    after = checkpoint_history(tmp_path / "c" / "run" / "checkpoints" / "step-0000009")
+    assert [h["lr"] is None for h in after] == [True] * 6 + [False] * 3
+    assert [h["loss"] for h in after] == pytest.approx(full.losses[:9], abs=1e-5)
+
+
 def test_resumed_history_restores_steps_saved_but_never_reported():
     from worker.runner import resumed_history
 
