@@ -279,7 +279,7 @@ def format_table(res: DemoResult) -> str:
                      f"F1@50 {f(res.prior['f1'])}.")
     majority = {r["metric"]: r["majority"] for r in res.table if r.get("majority") is not None}
     if majority:
-        lines.append("The majority answer (per question type, always the train split's most common answer; no "
+        lines.append("The majority answer (per question template, always the train split's most common answer; no "
                      "model): " + ", ".join(f"{m.removeprefix('VQA accuracy: ') if ': ' in m else 'all'} {f(v)}"
                                            for m, v in majority.items()) + ".")
     return "\n".join(lines)

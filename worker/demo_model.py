@@ -66,6 +66,9 @@ class Recipe:
     loc_sigma: float = 6.0  # bins: width of the soft location targets
     crop: float = 0.5  # random crops of detection samples keep 50-100 % of each side (worker/augment.py)
     det_share: float = 0.5  # share of detection samples in a batch; questions fill the rest
+    # Detection targets whose longer side is under this many pixels at the model's input are
+    # dropped (0: none): set B's far karts are 2-4 px, a dot the model cannot see, and 2/3 of its boxes.
+    min_box: float = 0.0
     seed: int = 0
 
     def key(self) -> str:
@@ -320,14 +323,23 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
     return model, processor, losses
 
 
-def curriculum(samples: list[Sample]) -> list[Sample]:
+def curriculum(samples: list[Sample], r: Recipe | None = None) -> list[Sample]:
     """Detection samples of frames with karts, largest kart first (the fine-tune's object_order
     "largest_first"): the first answer token is always a location, never "eos or any kart";
-    question samples as they are."""
+    without the boxes under `r.min_box` input pixels; question samples as they are."""
     from worker.training import largest_first
 
+    def seen(s: Sample) -> Sample:
+        if not r or not r.min_box:
+            return s
+        w, h = s.image.size if hasattr(s.image, "size") else s.load_image().size
+        sx, sy = r.image_size / w, r.image_size / h
+        return dataclasses.replace(s, boxes=[b for b in s.boxes if max((b.x2 - b.x1) * sx, (b.y2 - b.y1) * sy)
+                                             >= r.min_box])
+
+    out = [seen(s) if s.task == "detect" else s for s in samples]
     return [dataclasses.replace(s, boxes=largest_first(s.boxes)) if s.task == "detect" else s
-            for s in samples if s.task != "detect" or s.boxes]
+            for s in out if s.task != "detect" or s.boxes]
 
 
 def pretraining_samples(frames: Path, r: Recipe, log=print) -> tuple[list[Sample], dict[str, int]]:
@@ -347,7 +359,7 @@ def pretraining_samples(frames: Path, r: Recipe, log=print) -> tuple[list[Sample
         counts[t] = sum(1 for x in part if x.task == "detect")
         samples += part
     log(f"{sum(counts.values())} real frames of {len(tracks)} tracks: {', '.join(tracks)}")
-    return curriculum(samples), counts
+    return curriculum(samples, r), counts
 
 
 def write_card(out: Path, meta: dict) -> None:
@@ -431,7 +443,8 @@ def build_pretrained(out: Path, r: Recipe, frames: Path | None = None, *, log=pr
         from worker.synth_karts import write_dataset
 
         write_dataset(tmp / "synthetic", r.n_synthetic, seed=1000 + r.seed)
-        samples += curriculum(frame_samples(tmp / "synthetic", list(r.families), seed=r.seed, id_offset=len(samples)))
+        samples += curriculum(frame_samples(tmp / "synthetic", list(r.families), seed=r.seed, id_offset=len(samples)),
+                              r)
     build_base(tmp / "init", r)
     log(f"{len(samples)} samples ({', '.join(r.families)}), base initialised ({time.perf_counter() - t0:.0f} s); "
         f"{r.steps} steps next")

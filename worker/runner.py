@@ -188,7 +188,7 @@ class Executor:
     def _qa_sample(self, im: dict, qa: list, *, with_image: bool = True) -> Sample:
         """with_image=False: the text and boxes only (no image path, so nothing is fetched from
         object storage), for answer statistics."""
-        _qid, fam, _tid, question, answer, params = qa
+        _qid, fam, tid, question, answer, params = qa
         params = params if isinstance(params, dict) else json.loads(params or "{}")
         boxes = self._boxes(params.get("boxes") or [])
         image = self._image_path(im) if with_image else ""
@@ -196,7 +196,7 @@ class Executor:
             return Sample(image=image, task="detect", classes=list(params.get("classes") or self.labels),
                           boxes=boxes, image_id=im["id"], qtype=fam)
         return Sample(image=image, task="vqa", question=question, answer=answer, boxes=boxes,
-                      qtype=fam, image_id=im["id"])
+                      qtype=fam, image_id=im["id"], template=tid)
 
     def _det_sample(self, im: dict) -> Sample:
         return Sample(image=self._image_path(im), task="detect", classes=list(self.labels),
@@ -333,8 +333,9 @@ class Executor:
         return {k: m[k] for k in [key for _, key in TABLE_METRICS] + ["boxes"]}
 
     def majority_baseline(self, family, vqa: list[Sample], refs: list[str]) -> dict | None:
-        """worker.metrics.majority_answer: per question type, the train split's most common answer
-        (in the family's answer syntax) given to every held-out question; None without train QA."""
+        """worker.metrics.majority_answer: per question template, the train split's most common
+        answer (in the family's answer syntax) given to every held-out question, reported per
+        family; None without train QA."""
         from worker.metrics import majority_answer
 
         train = []
@@ -344,10 +345,10 @@ class Executor:
             for q in im["qa"]:
                 s = self._qa_sample(im, q, with_image=False)
                 if s.task == "vqa":
-                    train.append((s.qtype, family.target_text(s, im["width"], im["height"])))
+                    train.append((s.qtype, s.template, family.target_text(s, im["width"], im["height"])))
         if not train:
             return None
-        return majority_answer(train, [(s.qtype, r) for s, r in zip(vqa, refs)])
+        return majority_answer(train, [(s.qtype, s.template, r) for s, r in zip(vqa, refs)])
 
     def _load_base(self, device: str):
         from worker.families import get_family

@@ -43,6 +43,7 @@ class Sample:
     answer: str | None = None
     qtype: str | None = None  # question family / template, for per-type VQA accuracy
     image_id: int | str | None = None
+    template: str | None = None  # the question's template (a family's finer type), for its majority answer
 
     def load_image(self) -> Image.Image:
         if isinstance(self.image, Image.Image):

@@ -60,11 +60,12 @@ def test_train_run_end_to_end(client, app, project, tiny_paligemma):
     rows = {row["metric"]: row for row in m["table"]}
     assert rows["AP50"]["prior"] == m["prior"]["ap50"] and rows["F1@50"]["prior"] == m["prior"]["f1"]
     assert rows["VQA accuracy"]["prior"] is None
-    # the majority answer: per question type, the train split's most common answer on every question
+    # the majority answer: per question template, the train split's most common answer on every question
     maj = m["majority"]
     assert rows["VQA accuracy"]["majority"] == maj["accuracy"] and maj["n"] == m["after"]["vqa"]["n"]
     for t, per in maj["per_type"].items():
         assert rows[f"VQA accuracy: {t}"]["majority"] == per["accuracy"]
+        assert per["answers"] and all(isinstance(a, str) for a in per["answers"].values())  # one per template
     assert rows["AP50"]["majority"] is None
     # every prediction is stored: detection rows per image (raw text kept) and VQA rows with correctness
     preds = client.get(f"/api/runs/{run['id']}/predictions", params={"phase": "after"}).json()["items"]

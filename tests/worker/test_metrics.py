@@ -297,21 +297,31 @@ def test_location_prior_is_the_median_box_scaled_to_each_image():
     assert m["ap50"] == pytest.approx(0.5, abs=0.02)  # one of two GT found, at the top score
 
 
-def test_majority_answer_gives_each_type_its_most_common_train_answer():
-    train = [("counting", "1"), ("counting", " 1."), ("counting", "2"), ("spatial", "left"), ("spatial", "right"),
-             ("spatial", "Left")]
-    held_out = [("counting", "1"), ("counting", "3"), ("spatial", "left"), ("spatial", "right"), ("race", "first")]
+def test_majority_answer_gives_each_template_its_most_common_train_answer():
+    train = [("counting", None, "1"), ("counting", None, " 1."), ("counting", None, "2"),
+             ("spatial", "ego_front_behind", "behind"), ("spatial", "ego_front_behind", "Behind"),
+             ("spatial", "ego_left_right", "left"), ("spatial", "ego_left_right", "left"),
+             ("spatial", "ego_left_right", "right")]
+    held_out = [("counting", None, "1"), ("counting", None, "3"), ("spatial", "ego_front_behind", "behind"),
+                ("spatial", "ego_left_right", "left"), ("spatial", "ego_left_right", "right"),
+                ("spatial", "ego_where", "behind and left"), ("race", "race_first", "first")]
     m = majority_answer(train, held_out)
-    # counting: "1" (2 of 3, normalised); spatial: "left" (2 of 3); race: never asked in train -> wrong
-    assert m["per_type"]["counting"] == {"accuracy": 0.5, "correct": 1, "n": 2, "answer": "1"}
-    assert m["per_type"]["spatial"] == {"accuracy": 0.5, "correct": 1, "n": 2, "answer": "left"}
-    assert m["per_type"]["race"] == {"accuracy": 0.0, "correct": 0, "n": 1, "answer": None}
-    assert m["accuracy"] == pytest.approx(2 / 5) and m["n"] == 5
+    # counting: "1" (2 of 3, normalised)
+    assert m["per_type"]["counting"] == {"accuracy": 0.5, "correct": 1, "n": 2, "answers": {"counting": "1"}}
+    # spatial, per template: "behind" to in front / behind questions, "left" to left / right ones
+    # (one answer for the whole family, "behind", would score 1 of 4); a template never asked in
+    # train takes the family's most common answer
+    sp = m["per_type"]["spatial"]
+    assert sp["answers"] == {"ego_front_behind": "behind", "ego_left_right": "left", "ego_where": "behind"}
+    assert (sp["correct"], sp["n"]) == (2, 4)
+    # race: never asked in train -> no answer, always wrong
+    assert m["per_type"]["race"] == {"accuracy": 0.0, "correct": 0, "n": 1, "answers": {"race_first": None}}
+    assert m["accuracy"] == pytest.approx(3 / 7) and m["n"] == 7
 
 
 def test_majority_answer_breaks_ties_by_the_answer_text():
-    m = majority_answer([("counting", "2"), ("counting", "1")], [("counting", "1")])
-    assert m["per_type"]["counting"]["answer"] == "1" and m["accuracy"] == 1.0
+    m = majority_answer([("counting", "t", "2"), ("counting", "t", "1")], [("counting", "t", "1")])
+    assert m["per_type"]["counting"]["answers"] == {"t": "1"} and m["accuracy"] == 1.0
 
 
 def test_image_dependence_tells_a_fixed_box_from_boxes_that_follow_the_objects():

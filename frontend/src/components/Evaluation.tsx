@@ -15,8 +15,8 @@ const PRIOR_HELP = "one fixed box per label (the train split's median box) on ev
   + "Where objects sit in the same place in most frames it is high; a fine-tuned model that does not beat it "
   + "has learnt where objects usually are, not to see them.";
 
-const MAJORITY_HELP = "per question type, always the train split's most common answer, no model. A model that "
-  + "does not beat it answers what is usual, not what it sees.";
+const MAJORITY_HELP = "per question template (left / right, in front / behind, ...), always the train split's "
+  + "most common answer, no model. A model that does not beat it answers what is usual, not what it sees.";
 
 const DEPENDENCE_HELP = "Does the model look at the image? Distinct boxes: the share of held-out images whose "
   + "predicted boxes differ from every other image's. Centre r: the correlation between each true box's centre and "
