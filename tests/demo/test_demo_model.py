@@ -79,3 +79,15 @@ def test_curriculum_drops_empty_frames_and_orders_largest_first():
     out = curriculum(s)
     assert len(out) == 2 and [b.x2 for b in out[0].boxes] == [5, 2] and out[1].task == "vqa"
     assert math.isclose(s[0].boxes[0].x2, 2)  # the input is not changed
+
+
+def test_curriculum_drops_boxes_too_small_to_see_at_the_models_input():
+    from PIL import Image
+
+    im = Image.new("RGB", (300, 200))
+    frame = Sample(image=im, boxes=[Box("kart", 0, 0, 3, 3), Box("kart", 10, 10, 40, 50), Box("kart", 50, 50, 59, 52)])
+    dot = Sample(image=im, boxes=[Box("kart", 0, 0, 3, 3)])
+    # at 224 px a 300 px wide frame shrinks 0.75x: 3 px -> 2.2 px (dropped), 9 px -> 6.7 px (kept)
+    out = curriculum([frame, dot], Recipe(image_size=224, min_box=6))
+    assert len(out) == 1 and [b.x2 - b.x1 for b in out[0].boxes] == [30, 9]  # a frame left empty is dropped
+    assert len(curriculum([frame, dot], Recipe(image_size=224))[0].boxes) == 3  # min_box 0: all kept
