@@ -426,7 +426,7 @@ def demo(
     """The offline before/after demo: the shipped tiny PaliGemma (pre-trained on real SuperTuxKart frames
     of other tracks), LoRA fine-tuned on the shipped frames' tracks (or --data), evaluated on held-out
     tracks before and after."""
-    from backend.demo import format_table, run_demo
+    from backend.demo import format_table, format_targets, run_demo
     from backend.errors import StudioError
 
     if fmt is not None and data is None:
@@ -442,6 +442,7 @@ def demo(
                + (f" ({res.error})" if res.error else ""))
     typer.echo("held-out split, pretrained (pre-trained on other tracks only) vs LoRA fine-tuned on the train split:")
     typer.echo(format_table(res))
+    typer.echo(format_targets(res))
     typer.echo("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in res.seconds.items()))
     from backend.demo import BASE_NOTE
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from backend.catalog import DEMO_PREFIX, shipped_demo_card
 from backend.config import Settings
-from backend.demo import format_table, run_demo
+from backend.demo import format_table, format_targets, run_demo, targets
 
 torch.set_num_threads(1)
 QUICK_RUN = dict(max_steps=3, batch_size=2, max_eval_images=4, eval_qa_per_image=1, max_new_tokens=12)
@@ -62,6 +62,9 @@ def test_demo_quick_end_to_end(tmp_path):
     assert any(m.startswith("VQA accuracy: ") for m in metrics)
     text = format_table(res)
     assert text.splitlines()[1].startswith("AP50")
+    # every target is printed with its measured value and its bar
+    shown = format_targets(res).splitlines()[1:]
+    assert len(shown) == len(targets(res)) == 7 and all("met]" in ln for ln in shown)
     # the run is an ordinary run of the studio: the API shows it with both metric sets
     view = _api_run(settings, res.run_id)
     assert view["status"] == "succeeded" and view["project_id"] == res.project_id
@@ -140,33 +143,38 @@ def full_demo(tmp_path_factory):
     seconds = time.perf_counter() - t0
     print(format_table(res), res.seconds)
     print(f"full demo: {seconds:.0f} s (the issue's budget: 300 s on 2 threads)")
-    return settings, res, {r["metric"]: r for r in res.table}
+    return settings, res
+
+
+# The issue's targets (backend.demo.targets) split into what the shipped base reaches today and
+# what it does not yet; both lists are asserted target by target, nothing is lowered.
+REACHED = ("AP50 vs the pretrained base", "centre r x", "centre r y", "counting vs the majority answer")
+NOT_YET = ("AP50 vs the location prior", "distinct boxes", "spatial vs the majority answer")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a hang guard, not a budget (the budget, 5 min on 2 threads, is printed)
 def test_full_demo_sees_karts_on_tracks_it_has_never_seen(full_demo):
-    settings, res, rows = full_demo
+    settings, res = full_demo
     assert res.status == "succeeded", res.error
     assert Path(res.model_dir).name == f"{DEMO_PREFIX}{shipped_demo_card()['sha256'][:12]}"
     assert len(_raw_texts(settings, res.run_id, "before")) == 80  # every held-out frame was asked
-    # fine-tuning helps on tracks neither step saw
-    assert rows["AP50"]["finetuned"] > rows["AP50"]["pretrained"], rows["AP50"]
-    # its boxes follow the karts: box centres correlate with the true ones (a fixed box scores ~0)
-    assert rows["centre r x"]["finetuned"] >= 0.7 and rows["centre r y"]["finetuned"] >= 0.7
-    # it counts better than always giving the most common answer
-    row = rows["VQA accuracy: counting"]
-    assert row["finetuned"] > row["majority"], row
+    got = {t.name: t for t in targets(res)}
+    assert set(got) == set(REACHED) | set(NOT_YET)
+    print(format_targets(res))
+    # fine-tuning helps on tracks neither step saw; its boxes follow the karts (a fixed box scores
+    # r ~0); it counts better than always giving each template's most common answer
+    for name in REACHED:
+        assert got[name].met, got[name]
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(reason="not reached yet by the 1 M-parameter CPU model (measured: AP50 0.500 vs the location "
-                          "prior's 0.584 + 0.10; distinct boxes 0.74; spatial 0.346 < the majority answer's 0.692); see the "
-                          "README's demo section", strict=False)
+                          "prior's 0.584 + 0.10; distinct boxes 0.74; spatial 0.346 < the majority answer's 0.692); "
+                          "see the README's demo section", strict=False)
 def test_full_demo_beats_the_location_prior_and_the_majority_answer(full_demo):
     """The issue's remaining targets, kept as written: they fail today and say by how much."""
-    settings, res, rows = full_demo
-    assert rows["AP50"]["finetuned"] >= res.prior["ap50"] + 0.10, (rows["AP50"], res.prior["ap50"])
-    assert rows["distinct boxes"]["finetuned"] >= 0.8, rows["distinct boxes"]
-    row = rows["VQA accuracy: spatial"]
-    assert row["finetuned"] > row["majority"], row
+    _, res = full_demo
+    got = {t.name: t for t in targets(res)}
+    missed = [got[n] for n in NOT_YET if not got[n].met]
+    assert not missed, missed
