@@ -51,7 +51,7 @@ SHARED_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "supertuxkart" 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    image_size: int = 160  # 10x10 patches of 16 px: a 20 px kart of a 300 px frame is ~1 patch
+    image_size: int = 224  # 14x14 patches of 16 px: a 20 px kart of a 300 px frame is ~1 patch (160 px: 0.7)
     patch: int = 16
     hidden: int = 128
     vision_layers: int = 2
@@ -67,8 +67,9 @@ class Recipe:
     crop: float = 0.5  # random crops of detection samples keep 50-100 % of each side (worker/augment.py)
     det_share: float = 0.5  # share of detection samples in a batch; questions fill the rest
     # Detection targets whose longer side is under this many pixels at the model's input are
-    # dropped (0: none): set B's far karts are 2-4 px, a dot the model cannot see, and 2/3 of its boxes.
-    min_box: float = 0.0
+    # dropped (0: none): set B's far karts are 2-4 px, a dot the model cannot see, and 2/3 of its
+    # boxes. (Questions still count them: a count is the engine's, whatever the model can see.)
+    min_box: float = 6.0
     seed: int = 0
 
     def key(self) -> str:

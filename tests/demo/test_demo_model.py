@@ -90,4 +90,4 @@ def test_curriculum_drops_boxes_too_small_to_see_at_the_models_input():
     # at 224 px a 300 px wide frame shrinks 0.75x: 3 px -> 2.2 px (dropped), 9 px -> 6.7 px (kept)
     out = curriculum([frame, dot], Recipe(image_size=224, min_box=6))
     assert len(out) == 1 and [b.x2 - b.x1 for b in out[0].boxes] == [30, 9]  # a frame left empty is dropped
-    assert len(curriculum([frame, dot], Recipe(image_size=224))[0].boxes) == 3  # min_box 0: all kept
+    assert len(curriculum([frame, dot], Recipe(image_size=224, min_box=0))[0].boxes) == 3  # 0: all kept
