@@ -1,5 +1,5 @@
 // Loss charts with uPlot: optimiser steps on x (ticks, step numbers), loss on y, the training loss
-// solid and the validation loss dashed, one colour per run (the compare page overlays several
+// solid (faint under its smoothed line on longer runs) and the validation loss dashed, one colour per run (the compare page overlays several
 // runs); hovering shows every series' value at that step in the legend. No chart before step 1.
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
@@ -15,6 +15,7 @@ export function LossChart({ sources, title = "Loss", height = 240 }: { sources: 
   const box = useRef<HTMLDivElement>(null);
   const show = hasPoints(sources);
   const { steps, series } = alignSeries(sources);
+  const smoothed = new Set(series.filter((s) => s.kind === "smooth").map((s) => s.run));
   const key = JSON.stringify([steps.length, series.map((s) => s.label)]);
   const plot = useRef<uPlot | null>(null);
 
@@ -32,9 +33,11 @@ export function LossChart({ sources, title = "Loss", height = 240 }: { sources: 
       series: [
         { label: "step", value: (_u, v) => (v == null ? "—" : String(v)) },
         ...series.map((s) => ({
-          label: s.label, stroke: (s.kind === "val" ? VAL_COLOURS : RUN_COLOURS)[s.run % RUN_COLOURS.length],
-          width: s.kind === "val" ? 2 : 1.5, dash: s.kind === "val" ? [6, 4] : undefined, spanGaps: true,
-          points: { show: s.kind === "val" || steps.length < 30, size: s.kind === "val" ? 8 : 5 },
+          // a raw loss under its smoothed line is drawn faint (the same hue, 40 % opaque)
+          label: s.label, stroke: (s.kind === "val" ? VAL_COLOURS : RUN_COLOURS)[s.run % RUN_COLOURS.length]
+            + (s.kind === "loss" && smoothed.has(s.run) ? "66" : ""),
+          width: s.kind === "loss" ? 1.5 : 2, dash: s.kind === "val" ? [6, 4] : undefined, spanGaps: true,
+          points: { show: s.kind === "val" || (s.kind === "loss" && steps.length < 30), size: s.kind === "val" ? 8 : 5 },
           value: (_u: uPlot, v: number | null) => hoverValue(v),
         })),
       ],

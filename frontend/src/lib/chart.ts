@@ -2,11 +2,29 @@
 // by every series, null where a series has no point at that step (uPlot's aligned-data format).
 export interface LossPoint { step: number; loss: number; lr?: number; val_loss?: number }
 export interface SeriesSource { name: string; history: LossPoint[]; val?: [number, number][] }
-export interface ChartSeries { label: string; kind: "loss" | "val"; run: number; values: (number | null)[] }
+export interface ChartSeries { label: string; kind: "loss" | "smooth" | "val"; run: number; values: (number | null)[] }
 
-/** The union of every step (sorted), then per source a training-loss series and, when it has any,
- *  a validation-loss series (from `val` pairs, else the history's val_loss). Non-finite values
- *  (a NaN loss) become gaps. */
+// A run's per-step loss swings with each batch's mix (detection and questions): from this many
+// points on, a smoothed line is drawn over it, as TensorBoard's smoothing slider does.
+export const SMOOTH_FROM = 20;
+const SMOOTH_WEIGHT = 0.9;
+
+/** Exponential moving average with TensorBoard's debiasing (the first points are not pulled
+ *  towards 0); gaps stay gaps and do not advance it. */
+export function smooth(values: (number | null)[], weight = SMOOTH_WEIGHT): (number | null)[] {
+  let acc = 0;
+  let n = 0;
+  return values.map((v) => {
+    if (v == null) return null;
+    acc = weight * acc + (1 - weight) * v;
+    n += 1;
+    return acc / (1 - weight ** n);
+  });
+}
+
+/** The union of every step (sorted), then per source a training-loss series, its smoothed line
+ *  when it has SMOOTH_FROM points or more, and, when it has any, a validation-loss series (from
+ *  `val` pairs, else the history's val_loss). Non-finite values (a NaN loss) become gaps. */
 export function alignSeries(sources: SeriesSource[]): { steps: number[]; series: ChartSeries[] } {
   const all = new Set<number>();
   const vals = sources.map((s) => s.val ?? s.history.filter((h) => h.val_loss != null).map((h) => [h.step, h.val_loss!] as [number, number]));
@@ -18,6 +36,9 @@ export function alignSeries(sources: SeriesSource[]): { steps: number[]; series:
     const loss: (number | null)[] = steps.map(() => null);
     for (const h of s.history) if (Number.isFinite(h.loss)) loss[index.get(h.step)!] = h.loss;
     series.push({ label: `${s.name} loss`, kind: "loss", run: i, values: loss });
+    if (loss.filter((v) => v != null).length >= SMOOTH_FROM) {
+      series.push({ label: `${s.name} loss (smoothed)`, kind: "smooth", run: i, values: smooth(loss) });
+    }
     if (vals[i].length) {
       const v: (number | null)[] = steps.map(() => null);
       for (const [st, x] of vals[i]) if (Number.isFinite(x)) v[index.get(st)!] = x;
