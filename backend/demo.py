@@ -280,32 +280,32 @@ def targets(res: DemoResult) -> list[Target]:
     the majority answer. Printed by `studio demo`, asserted by the slow demo test."""
     rows = {r["metric"]: r for r in res.table}
 
-    def after(metric: str) -> float | None:
-        return (rows.get(metric) or {}).get("finetuned")
+    def cell(metric: str, column: str = "finetuned") -> float | None:
+        return (rows.get(metric) or {}).get(column)
 
     prior = res.prior.get("ap50")
-    out = [Target("AP50 vs the location prior", after("AP50"), None if prior is None else prior + 0.10,
+    out = [Target("AP50 vs the location prior", cell("AP50"), None if prior is None else prior + 0.10,
                   "location prior + 0.10"),
-           Target("AP50 vs the pretrained base", after("AP50"), (rows.get("AP50") or {}).get("pretrained"),
-                  "pretrained", strict=True),
-           Target("distinct boxes", after("distinct boxes"), 0.8, "80 % of frames"),
-           Target("centre r x", after("centre r x"), 0.7, "r 0.7"),
-           Target("centre r y", after("centre r y"), 0.7, "r 0.7")]
+           Target("AP50 vs the pretrained base", cell("AP50"), cell("AP50", "pretrained"), "pretrained", strict=True),
+           Target("distinct boxes", cell("distinct boxes"), 0.8, "80 % of frames"),
+           Target("centre r x", cell("centre r x"), 0.7, "r 0.7"),
+           Target("centre r y", cell("centre r y"), 0.7, "r 0.7")]
     for fam in ("counting", "spatial"):
         m = f"VQA accuracy: {fam}"
-        out.append(Target(f"{fam} vs the majority answer", after(m), (rows.get(m) or {}).get("majority"),
+        out.append(Target(f"{fam} vs the majority answer", cell(m), cell(m, "majority"),
                           "majority answer per template", strict=True))
     return out
 
 
-def format_targets(res: DemoResult) -> str:
-    def f(v):
-        return "-" if v is None else f"{v:.3f}"
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
+
+def format_targets(res: DemoResult) -> str:
     lines = ["Targets on the held-out split (fine-tuned model):"]
     for t in targets(res):
-        lines.append(f"  [{'met' if t.met else 'NOT met'}] {t.name}: {f(t.value)} {'>' if t.strict else '>='} "
-                     f"{f(t.bar)} ({t.rule})")
+        lines.append(f"  [{'met' if t.met else 'NOT met'}] {t.name}: {_num(t.value)} {'>' if t.strict else '>='} "
+                     f"{_num(t.bar)} ({t.rule})")
     return "\n".join(lines)
 
 
@@ -317,9 +317,7 @@ def format_table(res: DemoResult) -> str:
     rows = sorted(res.table, key=lambda r: (r["metric"] not in KEY_ROWS, KEY_ROWS.index(r["metric"])
                                             if r["metric"] in KEY_ROWS else 0))
 
-    def f(v):
-        return "-" if v is None else f"{v:.3f}"
-
+    f = _num
     lines = [f"{'metric':<32} {'pretrained':>10} {'finetuned':>10} {'delta':>8} {'delta %':>8}"]
     for r in rows:
         pct = r.get("delta_pct")

@@ -330,17 +330,20 @@ def curriculum(samples: list[Sample], r: Recipe | None = None) -> list[Sample]:
     without the boxes under `r.min_box` input pixels; question samples as they are."""
     from worker.training import largest_first
 
-    def seen(s: Sample) -> Sample:
+    def seen(s: Sample) -> list[Box]:
         if not r or not r.min_box:
-            return s
+            return s.boxes
         w, h = s.image.size if hasattr(s.image, "size") else s.load_image().size
         sx, sy = r.image_size / w, r.image_size / h
-        return dataclasses.replace(s, boxes=[b for b in s.boxes if max((b.x2 - b.x1) * sx, (b.y2 - b.y1) * sy)
-                                             >= r.min_box])
+        return [b for b in s.boxes if max((b.x2 - b.x1) * sx, (b.y2 - b.y1) * sy) >= r.min_box]
 
-    out = [seen(s) if s.task == "detect" else s for s in samples]
-    return [dataclasses.replace(s, boxes=largest_first(s.boxes)) if s.task == "detect" else s
-            for s in out if s.task != "detect" or s.boxes]
+    out = []
+    for s in samples:
+        if s.task != "detect":
+            out.append(s)
+        elif boxes := seen(s):
+            out.append(dataclasses.replace(s, boxes=largest_first(boxes)))
+    return out
 
 
 def pretraining_samples(frames: Path, r: Recipe, log=print) -> tuple[list[Sample], dict[str, int]]:

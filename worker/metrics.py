@@ -317,24 +317,27 @@ def majority_answer(train: Iterable[tuple[str | None, str | None, str]],
 
     Returns vqa_accuracy's shape ({accuracy, correct, n, per_type}); each type also has `answers`
     {template: the answer given}."""
-    by_template: dict[tuple, Counter] = defaultdict(Counter)
+    def key(q: str | None, t: str | None) -> tuple[str, str]:
+        return q or "other", t or q or "other"
+
+    by_template: dict[tuple[str, str], Counter] = defaultdict(Counter)
     by_type: dict[str, Counter] = defaultdict(Counter)
     for q, t, a in train:
-        by_template[(q or "other", t or q or "other")][normalize_answer(a)] += 1
-        by_type[q or "other"][normalize_answer(a)] += 1
+        k, norm = key(q, t), normalize_answer(a)
+        by_template[k][norm] += 1
+        by_type[k[0]][norm] += 1
 
     def common(c: Counter) -> str | None:  # most common first, ties broken by the text: deterministic
         return min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] if c else None
 
-    def answer(q: str | None, t: str | None) -> str | None:
-        key = (q or "other", t or q or "other")
-        return common(by_template[key]) if key in by_template else common(by_type.get(q or "other", Counter()))
-
     evaluate = list(evaluate)
-    out = vqa_accuracy([answer(q, t) for q, t, _ in evaluate], [r for _, _, r in evaluate],
-                       [q for q, _, _ in evaluate])
+    keys = [key(q, t) for q, t, _ in evaluate]
+    # each template's answer once: its own when the train split asked it, else its type's
+    given = {k: common(by_template[k] if k in by_template else by_type.get(k[0], Counter()))
+             for k in dict.fromkeys(keys)}  # first-seen order: the stored metrics read the same every run
+    out = vqa_accuracy([given[k] for k in keys], [r for _, _, r in evaluate], [q for q, _, _ in evaluate])
     for q, v in out["per_type"].items():
-        v["answers"] = {t or q: answer(q, t) for q2, t, _ in evaluate if (q2 or "other") == q}
+        v["answers"] = {t: a for (q2, t), a in given.items() if q2 == q}
     return out
 
 

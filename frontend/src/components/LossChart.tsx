@@ -1,6 +1,7 @@
 // Loss charts with uPlot: optimiser steps on x (ticks, step numbers), loss on y, the training loss
-// solid (faint under its smoothed line on longer runs) and the validation loss dashed, one colour per run (the compare page overlays several
-// runs); hovering shows every series' value at that step in the legend. No chart before step 1.
+// solid (faint under its smoothed line on longer runs) and the validation loss dashed, one colour
+// per run (the compare page overlays several runs); hovering shows every series' value at that
+// step in the legend. No chart before step 1.
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
