@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from worker.demo_model import PatchTargets, Recipe, build_base, curriculum, sincos, soft_token_loss
+from worker.demo_model import PatchTargets, Recipe, answer_weights, build_base, curriculum, sincos, soft_token_loss
 from worker.types import Box, Sample
 
 torch.set_num_threads(1)
@@ -91,3 +91,15 @@ def test_curriculum_drops_boxes_too_small_to_see_at_the_models_input():
     out = curriculum([frame, dot], Recipe(image_size=224, min_box=6))
     assert len(out) == 1 and [b.x2 - b.x1 for b in out[0].boxes] == [30, 9]  # a frame left empty is dropped
     assert len(curriculum([frame, dot], Recipe(image_size=224, min_box=0))[0].boxes) == 3  # 0: all kept
+
+
+def test_answer_weights_draw_each_answer_of_a_balanced_template_equally_often():
+    def q(template: str, answer: str) -> Sample:
+        return Sample(image="", task="vqa", question="?", answer=answer, qtype=template)
+
+    qs = [q("ego_front_behind", "in front")] * 6 + [q("ego_front_behind", "behind")] * 2 + [q("count_total", "1")] * 3
+    w = answer_weights(qs, ("ego_front_behind",))
+    # 8 front/behind questions keep a total weight of 8, half of it on each answer; counting is left alone
+    assert w[:6] == [8 / (2 * 6)] * 6 and w[6:8] == [8 / (2 * 2)] * 2 and w[8:] == [1.0] * 3
+    assert math.isclose(sum(w[:6]), sum(w[6:8])) and math.isclose(sum(w[:8]), 8)
+    assert answer_weights(qs, ()) is None  # nothing balanced: the plain shuffled stream
