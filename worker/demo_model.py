@@ -29,6 +29,7 @@ LoRA part. What makes a from-scratch detector learn on a CPU (without them it an
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import inspect
@@ -77,11 +78,24 @@ class Recipe:
     seed: int = 0
 
     def key(self) -> str:
+        """The cache key of a local rebuild: the recipe and the code that trains it (not its prose)."""
         import worker.synth_karts as sk
 
-        src = inspect.getsource(sk) + inspect.getsource(sys.modules[__name__])
+        src = code_fingerprint(inspect.getsource(sk)) + code_fingerprint(inspect.getsource(sys.modules[__name__]))
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + src
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def code_fingerprint(source: str) -> str:
+    """The syntax tree of `source` without docstrings (comments never reach it): a reworded
+    docstring or comment does not make a user's cached base train again for an hour."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:]  # only dumped, never compiled
+    return ast.dump(tree)
 
 
 def extra_corpus() -> list[str]:

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from worker.demo_model import PatchTargets, Recipe, answer_weights, build_base, curriculum, sincos, soft_token_loss
+from worker.demo_model import (PatchTargets, Recipe, answer_weights, build_base, code_fingerprint, curriculum, sincos,
+                               soft_token_loss)
 from worker.types import Box, Sample
 
 torch.set_num_threads(1)
@@ -103,3 +104,11 @@ def test_answer_weights_draw_each_answer_of_a_balanced_template_equally_often():
     assert w[:6] == [8 / (2 * 6)] * 6 and w[6:8] == [8 / (2 * 2)] * 2 and w[8:] == [1.0] * 3
     assert math.isclose(sum(w[:6]), sum(w[6:8])) and math.isclose(sum(w[:8]), 8)
     assert answer_weights(qs, ()) is None  # nothing balanced: the plain shuffled stream
+
+
+def test_code_fingerprint_ignores_docstrings_and_comments_not_code():
+    a = 'def f(x):\n    """Old words."""\n    return x + 1  # why\n'
+    b = 'def f(x):\n    """New, longer words\n    on two lines."""\n    return x + 1\n'
+    c = 'def f(x):\n    """Old words."""\n    return x + 2\n'
+    assert code_fingerprint(a) == code_fingerprint(b) != code_fingerprint(c)
+    assert code_fingerprint('"""Only a docstring."""\n') == code_fingerprint("")
