@@ -33,6 +33,7 @@ import ast
 import dataclasses
 import hashlib
 import inspect
+import itertools
 import json
 import math
 import random
@@ -301,11 +302,12 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
              False: [i for i, s in enumerate(samples) if s.task != "detect"]}
     queues: dict[bool, list[int]] = {True: [], False: []}
     weights = answer_weights([samples[i] for i in pools[False]], r.balance)
+    cum = list(itertools.accumulate(weights)) if weights else None  # once, not per draw
 
     def draw() -> int:
         want = bool(pools[True]) and (not pools[False] or rng.random() < r.det_share)
-        if not want and weights:  # with replacement: the balanced draw repeats rare answers
-            return rng.choices(pools[False], weights)[0]
+        if not want and cum:  # with replacement: the balanced draw repeats rare answers
+            return rng.choices(pools[False], cum_weights=cum)[0]
         if not queues[want]:
             queues[want] = rng.sample(pools[want], len(pools[want]))
         return queues[want].pop()
