@@ -45,6 +45,7 @@ from pathlib import Path
 import torch
 
 from worker.augment import augment
+from worker.copy_paste import CropBank, paste
 from worker.types import Box, Sample
 
 FAMILY = "paligemma"
@@ -76,13 +77,17 @@ class Recipe:
     # the answer prior gone the loss only falls by looking. Set B's camera follows kart 0 in the pack,
     # so 85 % of its other karts are "in front"; under set A's leader camera 87 % are "behind".
     balance: tuple[str, ...] = ()
+    # Share of detection samples given 1-2 pasted real kart crops of any size and place
+    # (worker/copy_paste.py; 0: none): the demo's held-out karts are near and large, set B's far.
+    paste: float = 0.0
     seed: int = 0
 
     def key(self) -> str:
         """The cache key of a local rebuild: the recipe and the code that trains it (not its prose)."""
+        import worker.copy_paste as cp
         import worker.synth_karts as sk
 
-        src = code_fingerprint(inspect.getsource(sk)) + code_fingerprint(inspect.getsource(sys.modules[__name__]))
+        src = "".join(code_fingerprint(inspect.getsource(m)) for m in (sk, cp, sys.modules[__name__]))
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + src
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -312,11 +317,17 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
             queues[want] = rng.sample(pools[want], len(pools[want]))
         return queues[want].pop()
 
+    bank = CropBank.from_samples(samples, seed=r.seed) if r.paste else None
+
+    def view(s: Sample) -> Sample:
+        if bank is not None and s.task == "detect" and rng.random() < r.paste:
+            s = paste(s, bank, rng)
+        return ordered_objects(augment(s, "crop_flip", rng, r.crop), "largest_first", r.seed, 0, 0)
+
     losses: list[float] = []
     t0 = time.perf_counter()
     for step in range(r.steps):
-        chunk = [ordered_objects(augment(samples[draw()], "crop_flip", rng, r.crop), "largest_first", r.seed, 0, 0)
-                 for _ in range(r.batch_size)]
+        chunk = [view(samples[draw()]) for _ in range(r.batch_size)]
         batch = family.build_batch(processor, chunk, train=True)
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         loss = soft_token_loss(logits, batch["labels"], loc_ids, r.loc_sigma)

@@ -65,7 +65,8 @@ def test_pretraining_script_runs_from_scratch_and_writes_its_card(tmp_path):
     frames = tmp_path / "frames"
     shutil.copytree(DEMO_DATA / "lighthouse", frames / "other_track")  # a track name the demo does not use
     shutil.copytree(DEMO_DATA / "sandtrack", frames / "sandtrack")  # a demo track: must be left out
-    r = Recipe(image_size=64, hidden=32, vision_layers=1, text_layers=1, vocab=700, steps=3, batch_size=4)
+    r = Recipe(image_size=64, hidden=32, vision_layers=1, text_layers=1, vocab=700, steps=3, batch_size=4,
+               paste=0.5)  # the copy-paste path too
     lines: list[str] = []
     out = build_pretrained(tmp_path / "model", r, frames, log=lines.append)
     card = json.loads((out / "studio_pretraining.json").read_text())
