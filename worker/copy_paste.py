@@ -9,6 +9,10 @@ anywhere in the frame, so it has to find a kart by its pixels, not by where kart
 
 No masks exist for these frames, so a paste is the box's rectangle (the kart and a little road); a
 labelled box that the paste covers by more than half is dropped (it is no longer what one sees).
+
+Measured (README, "The offline demo"): with half the detection samples pasted, zero-shot AP50 on
+the demo's train tracks rose from 0.280 to 0.402, but the held-out AP50 after the fine-tune fell
+(0.48 against 0.55), so the shipped recipe leaves it off (Recipe.paste = 0).
 """
 from __future__ import annotations
 
