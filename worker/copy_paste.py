@@ -51,9 +51,9 @@ def paste(s: Sample, bank: CropBank, rng: random.Random, n: int = 2, size: tuple
           aspect: float = 0.2, outside: float = 0.3, zoom: float = 3.0) -> Sample:
     """`s` (a detection sample) with 1..n crops of `bank` pasted on a copy of its image: each
     crop's longer side `size` of the image width (uniform; at most `zoom` times the crop's: more
-    is a blur no real frame shows), its width/height ratio jittered by
-    up to exp(+-aspect), placed anywhere with up to `outside` of it past the frame's edge (near
-    karts are cut by the frame too); its box (clipped to the frame) added. The input is not changed."""
+    is a blur no real frame shows), its width/height ratio jittered by up to exp(+-aspect),
+    placed anywhere with up to `outside` of it past the frame's edge (near karts are cut by the
+    frame too); its box (clipped to the frame) added. The input is not changed."""
     if s.task != "detect" or not len(bank):
         return s
     image = s.load_image().copy()
