@@ -80,6 +80,11 @@ class Recipe:
     # Share of detection samples given 1-2 pasted real kart crops of any size and place
     # (worker/copy_paste.py; 0: none): the demo's held-out karts are near and large, set B's far.
     paste: float = 0.0
+    # Tracks whose samples are repeated `repeat` times: hacienda is the only pre-training track
+    # with the demo's camera (set A follows the race leader, so the other karts are behind it, near
+    # and large at the frame's edges; set B follows kart 0 in the pack, the others far ahead).
+    repeat_tracks: tuple[str, ...] = ()
+    repeat: int = 1
     seed: int = 0
 
     def key(self) -> str:
@@ -410,8 +415,9 @@ def pretraining_samples(frames: Path, r: Recipe, log=print) -> tuple[list[Sample
     for t in tracks:
         part = frame_samples(Path(frames) / t, list(r.families), seed=r.seed, id_offset=len(samples))
         counts[t] = sum(1 for x in part if x.task == "detect")
-        samples += part
-    log(f"{sum(counts.values())} real frames of {len(tracks)} tracks: {', '.join(tracks)}")
+        samples += part * (r.repeat if t in r.repeat_tracks else 1)
+    log(f"{sum(counts.values())} real frames of {len(tracks)} tracks: {', '.join(tracks)}"
+        + (f"; {', '.join(t for t in tracks if t in r.repeat_tracks)} repeated {r.repeat}x" if r.repeat > 1 else ""))
     return curriculum(samples, r), counts
 
 

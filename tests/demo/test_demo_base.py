@@ -76,3 +76,18 @@ def test_pretraining_script_runs_from_scratch_and_writes_its_card(tmp_path):
     assert any("CPU" in ln for ln in lines) and not (tmp_path / "model.tmp").exists()
     with pytest.raises(FileNotFoundError, match="no SuperTuxKart track folders"):
         build_pretrained(tmp_path / "m2", r, tmp_path / "frames" / "other_track")
+
+
+def test_repeated_tracks_weigh_more_in_pretraining_but_count_once(tmp_path):
+    from worker.demo_model import pretraining_samples
+
+    for src, name in (("lighthouse", "track_a"), ("zengarden", "track_b")):
+        shutil.copytree(DEMO_DATA / src, tmp_path / name)
+    plain, counts = pretraining_samples(tmp_path, Recipe(families=("detection",)), log=lambda m: None)
+    lines: list[str] = []
+    rep, counts_rep = pretraining_samples(tmp_path, Recipe(families=("detection",), repeat_tracks=("track_b",),
+                                                           repeat=3), log=lines.append)
+    assert counts == counts_rep == {"track_a": 40, "track_b": 40}  # the card counts frames, not draws
+    n_b = sum(s.image_id >= 40 for s in plain)  # track_b's ids follow track_a's 40 (frames without karts drop out)
+    assert n_b == 40 and len(rep) == len(plain) + 2 * n_b
+    assert sum(s.image_id >= 40 for s in rep) == 3 * n_b and "track_b repeated 3x" in lines[0]
