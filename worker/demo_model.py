@@ -518,6 +518,8 @@ def build_pretrained(out: Path, r: Recipe, frames: Path | None = None, *, log=pr
     write_card(tmp / "model", {
         "data": f"{sum(counts.values())} REAL SuperTuxKart frames of {len(counts)} track{'s' * (len(counts) != 1)} "
                 "(game engine labels)"
+                + (f", {', '.join(t for t in counts if t in r.repeat_tracks)} drawn {r.repeat}x as often"
+                   if r.repeat > 1 and set(counts) & set(r.repeat_tracks) else "")
                 + (f" and {r.n_synthetic} synthetic scenes" if r.n_synthetic else ""),
         "tracks": counts, "never_seen": list(DEMO_TRACKS), "families": list(r.families),
         "recipe": dataclasses.asdict(r), "samples": len(samples), "parameters": sum(p.numel() for p in model.parameters()),
