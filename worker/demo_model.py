@@ -418,8 +418,9 @@ def pretraining_samples(frames: Path, r: Recipe, log=print) -> tuple[list[Sample
         part = frame_samples(Path(frames) / t, list(r.families), seed=r.seed, id_offset=len(samples))
         counts[t] = sum(1 for x in part if x.task == "detect")
         samples += part * (r.repeat if t in r.repeat_tracks else 1)
+    repeated = [t for t in tracks if t in r.repeat_tracks] if r.repeat > 1 else []
     log(f"{sum(counts.values())} real frames of {len(tracks)} tracks: {', '.join(tracks)}"
-        + (f"; {', '.join(t for t in tracks if t in r.repeat_tracks)} repeated {r.repeat}x" if r.repeat > 1 else ""))
+        + (f"; {', '.join(repeated)} repeated {r.repeat}x" if repeated else ""))
     return curriculum(samples, r), counts
 
 
