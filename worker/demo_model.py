@@ -89,6 +89,10 @@ class Recipe:
     repeat: int = 1
     seed: int = 0
 
+    def repeated(self, tracks) -> list[str]:
+        """The tracks of `tracks` drawn more than once (what the log and the card name)."""
+        return [t for t in tracks if t in self.repeat_tracks] if self.repeat > 1 else []
+
     def key(self) -> str:
         """The cache key of a local rebuild: the recipe and the code that trains it (not its prose)."""
         import worker.copy_paste as cp
@@ -418,7 +422,7 @@ def pretraining_samples(frames: Path, r: Recipe, log=print) -> tuple[list[Sample
         part = frame_samples(Path(frames) / t, list(r.families), seed=r.seed, id_offset=len(samples))
         counts[t] = sum(1 for x in part if x.task == "detect")
         samples += part * (r.repeat if t in r.repeat_tracks else 1)
-    repeated = [t for t in tracks if t in r.repeat_tracks] if r.repeat > 1 else []
+    repeated = r.repeated(tracks)
     log(f"{sum(counts.values())} real frames of {len(tracks)} tracks: {', '.join(tracks)}"
         + (f"; {', '.join(repeated)} repeated {r.repeat}x" if repeated else ""))
     return curriculum(samples, r), counts
@@ -518,11 +522,11 @@ def build_pretrained(out: Path, r: Recipe, frames: Path | None = None, *, log=pr
     from worker.tiny import _save
 
     _save(model.to(torch.bfloat16), processor, tmp / "model", processor.tokenizer)
+    repeated = r.repeated(counts)
     write_card(tmp / "model", {
         "data": f"{sum(counts.values())} REAL SuperTuxKart frames of {len(counts)} track{'s' * (len(counts) != 1)} "
                 "(game engine labels)"
-                + (f", {', '.join(t for t in counts if t in r.repeat_tracks)} drawn {r.repeat}x as often"
-                   if r.repeat > 1 and set(counts) & set(r.repeat_tracks) else "")
+                + (f", {', '.join(repeated)} drawn {r.repeat}x as often" if repeated else "")
                 + (f" and {r.n_synthetic} synthetic scenes" if r.n_synthetic else ""),
         "tracks": counts, "never_seen": list(DEMO_TRACKS), "families": list(r.families),
         "recipe": dataclasses.asdict(r), "samples": len(samples), "parameters": sum(p.numel() for p in model.parameters()),
