@@ -66,11 +66,12 @@ def test_pretraining_script_runs_from_scratch_and_writes_its_card(tmp_path):
     shutil.copytree(DEMO_DATA / "lighthouse", frames / "other_track")  # a track name the demo does not use
     shutil.copytree(DEMO_DATA / "sandtrack", frames / "sandtrack")  # a demo track: must be left out
     r = Recipe(image_size=64, hidden=32, vision_layers=1, text_layers=1, vocab=700, steps=3, batch_size=4,
-               paste=0.5)  # the copy-paste path too
+               paste=0.5, repeat_tracks=("other_track",), repeat=2)  # the copy-paste and repeat paths too
     lines: list[str] = []
     out = build_pretrained(tmp_path / "model", r, frames, log=lines.append)
     card = json.loads((out / "studio_pretraining.json").read_text())
     assert card["tracks"] == {"other_track": 40} and card["sha256"] == file_sha256(out / "model.safetensors")
+    assert card["data"].endswith("(game engine labels), other_track drawn 2x as often")
     assert card["recipe"]["steps"] == 3 and len(card["loss_curve"]) == 1 and card["cpu_seconds"] > 0
     assert _dtypes(out / "model.safetensors") == {"BF16"}
     assert any("CPU" in ln for ln in lines) and not (tmp_path / "model.tmp").exists()
