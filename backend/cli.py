@@ -16,6 +16,20 @@ from backend.config import Settings, get_settings
 app = typer.Typer(help="VLM Studio: adapt vision-language models to your own images.", no_args_is_help=True)
 
 
+@app.callback()
+def _settings_first() -> None:
+    """A bad STUDIO_* variable stops every command with its name and what is wrong, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as e:
+        for err in e.errors():
+            name = "STUDIO_" + "_".join(map(str, err["loc"])).upper()
+            typer.echo(f"invalid setting {name}: {err['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _prepare() -> str:
     """Migrate the database and make sure the admin exists; return the admin token."""
     from backend.auth import bootstrap_admin
@@ -526,7 +540,7 @@ def models_build(
 
         if threads:
             torch.set_num_threads(threads)
-        r = Recipe(**{**settings.demo_recipe, **(recipe or {})})
+        r = Recipe.from_overrides({**settings.demo_recipe, **(recipe or {})})
         build_pretrained(out, r, frames or settings.demo_frames, log=typer.echo)
         return
     if frames is not None:

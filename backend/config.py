@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,10 +58,19 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = 15.0
     queued_resend_seconds: float = 120.0
     # Re-training the demo base from scratch (the shipped weights need neither): overrides of
-    # worker.demo_model.Recipe's tuned defaults, e.g. STUDIO_DEMO_RECIPE='{"steps": 6}' for a quick
+    # worker.demo_recipe.Recipe's tuned defaults, e.g. STUDIO_DEMO_RECIPE='{"steps": 6}' for a quick
     # build, and the folder of SuperTuxKart track folders it reads (default ../shared/supertuxkart).
     demo_recipe: dict = {}
     demo_frames: Path | None = None
+
+    @field_validator("demo_recipe")
+    @classmethod
+    def _known_recipe(cls, v: dict) -> dict:
+        # Checked at start-up (the API too), not when a worker is an hour into the build.
+        from worker.demo_recipe import Recipe
+
+        Recipe.from_overrides(v)
+        return v
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'studio.db').resolve()}"

@@ -227,7 +227,7 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
             bootstrap_admin(s, settings.data_dir)
 
         log("1/3 the pretrained model. " + BASE_NOTE)
-        model_dir = ensure_pretrained(settings.data_dir, Recipe(**recipe) if recipe else None, log=log)
+        model_dir = ensure_pretrained(settings.data_dir, Recipe.from_overrides(recipe) if recipe else None, log=log)
         seconds["pretrain"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()

@@ -29,16 +29,13 @@ LoRA part. What makes a from-scratch detector learn on a CPU (without them it an
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
-import inspect
 import itertools
 import json
 import math
 import random
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -46,73 +43,11 @@ import torch
 
 from worker.augment import augment
 from worker.copy_paste import CropBank, paste
+from worker.demo_recipe import Recipe
 from worker.types import Box, Sample
 
 FAMILY = "paligemma"
 SHARED_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "supertuxkart"  # ../shared from the repo
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    image_size: int = 224  # 14x14 patches of 16 px: a 20 px kart of a 300 px frame is ~1 patch (160 px: 0.7)
-    patch: int = 16
-    hidden: int = 128
-    vision_layers: int = 2
-    text_layers: int = 2
-    vocab: int = 900
-    families: tuple[str, ...] = ("detection", "counting", "spatial")
-    n_synthetic: int = 0  # drawn scenes (worker/synth_karts.py) added to the real frames
-    steps: int = 6000
-    batch_size: int = 16
-    lr: float = 2e-3
-    aux_weight: float = 1.0  # the dense patch loss (objectness + box) next to the token loss
-    loc_sigma: float = 6.0  # bins: width of the soft location targets
-    crop: float = 0.5  # random crops of detection samples keep 50-100 % of each side (worker/augment.py)
-    det_share: float = 0.5  # share of detection samples in a batch; questions fill the rest
-    # Detection targets whose longer side is under this many pixels at the model's input are
-    # dropped (0: none): set B's far karts are 2-4 px, a dot the model cannot see, and 2/3 of its
-    # boxes. (Questions still count them: a count is the engine's, whatever the model can see.)
-    min_box: float = 6.0
-    # Question templates whose answers are drawn equally often (each template keeps its share): with
-    # the answer prior gone the loss only falls by looking. Set B's camera follows kart 0 in the pack,
-    # so 85 % of its other karts are "in front"; under set A's leader camera 87 % are "behind".
-    balance: tuple[str, ...] = ()
-    # Share of detection samples given 1-2 pasted real kart crops of any size and place
-    # (worker/copy_paste.py; 0: none): the demo's held-out karts are near and large, set B's far.
-    paste: float = 0.0
-    # Tracks whose samples are repeated `repeat` times: hacienda is the only pre-training track
-    # with the demo's camera (set A follows the race leader, so the other karts are behind it, near
-    # and large at the frame's edges; set B follows kart 0 in the pack, the others far ahead).
-    # Measured (README): hacienda 4x / 8x lowered the held-out AP50 (0.42-0.48 against 0.52-0.57)
-    # and found fewer near karts; it met the spatial target through set A's "behind" prior. Off.
-    repeat_tracks: tuple[str, ...] = ()
-    repeat: int = 1
-    seed: int = 0
-
-    def repeated(self, tracks) -> list[str]:
-        """The tracks of `tracks` drawn more than once (what the log and the card name)."""
-        return [t for t in tracks if t in self.repeat_tracks] if self.repeat > 1 else []
-
-    def key(self) -> str:
-        """The cache key of a local rebuild: the recipe and the code that trains it (not its prose)."""
-        import worker.copy_paste as cp
-        import worker.synth_karts as sk
-
-        src = "".join(code_fingerprint(inspect.getsource(m)) for m in (sk, cp, sys.modules[__name__]))
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + src
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def code_fingerprint(source: str) -> str:
-    """The syntax tree of `source` without docstrings (comments never reach it): a reworded
-    docstring or comment does not make a user's cached base train again for an hour."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:]  # only dumped, never compiled
-    return ast.dump(tree)
 
 
 def extra_corpus() -> list[str]:

@@ -51,7 +51,7 @@ def build_model(settings: Settings, name: str, recipe: dict | None = None) -> st
 
     say(f"build started (worker pid {os.getpid()})", state="running", pid=os.getpid(), started_at=t0, progress=0.0)
     try:
-        r = Recipe(**{**settings.demo_recipe, **(recipe or {})})
+        r = Recipe.from_overrides({**settings.demo_recipe, **(recipe or {})})
         # reading the frames and the base come first (the bar's first 10 %), then the steps
         path = ensure_pretrained(settings.data_dir, r, scratch=True, frames=settings.demo_frames, log=say,
                                  progress=progress)

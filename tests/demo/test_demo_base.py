@@ -34,8 +34,7 @@ def test_shipped_card_matches_the_weights_file():
     # what it was trained on, and what it never saw
     assert not set(card["tracks"]) & set(DEMO_TRACKS) and set(card["never_seen"]) == set(DEMO_TRACKS)
     assert sum(card["tracks"].values()) >= 1000 and "REAL" in card["data"]
-    assert card["cpu_seconds"] > 0 and card["recipe"]["steps"] == Recipe(**{
-        k: tuple(v) if isinstance(v, list) else v for k, v in card["recipe"].items()}).steps
+    assert card["cpu_seconds"] > 0 and card["recipe"]["steps"] == Recipe.from_overrides(card["recipe"]).steps
     readme = (DEMO_SHIPPED / "README.md").read_text()
     assert card["sha256"] in readme and all(t in readme for t in card["tracks"])
 
@@ -43,7 +42,7 @@ def test_shipped_card_matches_the_weights_file():
 def test_shipped_recipe_is_the_default_recipe():
     """`studio models build demo` re-trains exactly what shipped (Recipe's defaults)."""
     card = shipped_demo_card()
-    assert Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["recipe"].items()}) == Recipe()
+    assert Recipe.from_overrides(card["recipe"]) == Recipe()
 
 
 def test_shipped_model_loads_and_detects_on_a_held_out_frame():

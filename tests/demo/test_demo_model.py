@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from worker.demo_model import (PatchTargets, Recipe, answer_weights, build_base, code_fingerprint, curriculum, sincos,
-                               soft_token_loss)
+from worker.demo_model import PatchTargets, Recipe, answer_weights, build_base, curriculum, sincos, soft_token_loss
+from worker.demo_recipe import code_fingerprint
 from worker.types import Box, Sample
 
 torch.set_num_threads(1)
