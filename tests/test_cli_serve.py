@@ -80,3 +80,20 @@ def _ppid(proc_dir) -> int | None:
         return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_studio_script_keeps_stdout_for_the_command(tmp_path):
+    """`./studio models list --json | jq` reads JSON only: the front-end build (when its sources
+    changed) logs to stderr, and a second call does not rebuild."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
+    env.update(STUDIO_DATA_DIR=str(tmp_path / "data"), STUDIO_VENV=str(Path(sys.executable).parents[1]))
+    for _ in range(2):
+        res = subprocess.run(["bash", str(root / "studio"), "models", "list", "--json"], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert isinstance(json.loads(res.stdout), list)
+    assert "vite" not in res.stderr  # the second call found the build current
