@@ -43,7 +43,7 @@ import torch
 
 from worker.augment import augment
 from worker.copy_paste import CropBank, paste
-from worker.demo_recipe import Recipe
+from worker.demo_recipe import HEADS, Recipe
 from worker.types import Box, Sample
 
 FAMILY = "paligemma"
@@ -81,10 +81,10 @@ def build_base(out: Path, r: Recipe) -> Path:
     vocab, h = len(tok), r.hidden
     cfg = PaliGemmaConfig(
         vision_config=dict(model_type="siglip_vision_model", hidden_size=h, intermediate_size=2 * h,
-                           num_hidden_layers=r.vision_layers, num_attention_heads=4, image_size=r.image_size,
+                           num_hidden_layers=r.vision_layers, num_attention_heads=HEADS, image_size=r.image_size,
                            patch_size=r.patch, vision_use_head=False),
         text_config=dict(model_type="gemma2", hidden_size=h, intermediate_size=2 * h,
-                         num_hidden_layers=r.text_layers, num_attention_heads=4, num_key_value_heads=2,
+                         num_hidden_layers=r.text_layers, num_attention_heads=HEADS, num_key_value_heads=2,
                          head_dim=32, vocab_size=vocab, max_position_embeddings=512, sliding_window=256,
                          pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                          eos_token_id=tok.eos_token_id),
