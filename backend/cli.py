@@ -552,7 +552,7 @@ def models_build(
         from worker.model_tasks import build_model
 
         catalog.write_job(settings, name, state="queued", log=[], error=None, progress=0.0)
-        state = build_model(settings, name, {**settings.demo_recipe, **(recipe or {})})
+        state = build_model(settings, name, recipe)  # it lays recipe over settings.demo_recipe
     else:
         job = catalog.queue_demo_build(settings, recipe)
         typer.echo(f"demo model build {job['state']} (GET /api/models/jobs/demo); a worker builds it")

@@ -57,25 +57,24 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self):
+        bad = []
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.type.startswith("tuple"):
                 if isinstance(v, str) or not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
                     raise ValueError(f"demo recipe: {f.name} must be a list of names, got {v!r}")
                 object.__setattr__(self, f.name, tuple(v))  # JSON gives lists; the card compares tuples
-            elif isinstance(v, bool) or not isinstance(v, int if f.type == "int" else (int, float)):
+                continue
+            if isinstance(v, bool) or not isinstance(v, int if f.type == "int" else (int, float)):
                 raise ValueError(f"demo recipe: {f.name} must be {'an integer' if f.type == 'int' else 'a number'}, "
                                  f"got {v!r}")
-        bad = []
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
             if f.name in AT_LEAST_1 and v < 1:
                 bad.append(f"{f.name}={v!r} (at least 1)")
             elif f.name in ABOVE_0 and v <= 0:
                 bad.append(f"{f.name}={v!r} (above 0)")
             elif f.name in SHARES and not 0 <= v <= 1:
                 bad.append(f"{f.name}={v!r} (0 to 1)")
-            elif not f.type.startswith("tuple") and v < 0:
+            elif v < 0:
                 bad.append(f"{f.name}={v!r} (at least 0)")
         if bad:
             raise ValueError("demo recipe: out of range: " + ", ".join(bad))
@@ -83,12 +82,13 @@ class Recipe:
             raise ValueError(f"demo recipe: image_size {self.image_size} is not a multiple of patch {self.patch}")
         if self.hidden % HEADS:
             raise ValueError(f"demo recipe: hidden {self.hidden} is not a multiple of {HEADS} (attention heads)")
-        from backend.qa import FAMILIES
+        from backend.errors import InvalidInput
+        from backend.qa import check_families
 
-        if unknown := [f for f in self.families if f not in FAMILIES]:
-            raise ValueError(f"demo recipe: unknown families {unknown} (known: {', '.join(FAMILIES)})")
-        if not self.families:
-            raise ValueError("demo recipe: families is empty")
+        try:
+            check_families(list(self.families))
+        except InvalidInput as e:  # a ValueError is what pydantic turns into the setting's error
+            raise ValueError(f"demo recipe: {e}") from None
 
     @classmethod
     def from_overrides(cls, overrides: Mapping | None = None) -> Recipe:

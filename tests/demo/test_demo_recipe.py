@@ -29,8 +29,8 @@ def test_overrides_apply_and_json_lists_become_tuples():
     ({"lr": "fast"}, "lr must be a number"),
     ({"balance": "ego_where"}, "balance must be a list of names"),
     ({"repeat_tracks": [1]}, "repeat_tracks must be a list of names"),
-    ({"families": ["detection", "colour"]}, "unknown families ['colour']"),
-    ({"families": []}, "families is empty"),
+    ({"families": ["detection", "colour"]}, "families: unknown family 'colour' (known: "),
+    ({"families": []}, "families: give at least one family"),
     ({"image_size": 100}, "image_size 100 is not a multiple of patch 16"),
     ({"hidden": 130}, "hidden 130 is not a multiple of 4"),
 ])
@@ -46,6 +46,7 @@ def test_not_an_object_is_refused():
 
 
 def test_a_bad_STUDIO_DEMO_RECIPE_stops_the_cli_before_any_command(monkeypatch, tmp_path):
+    from backend.config import get_settings
     from tests.conftest import cli_runner
 
     monkeypatch.setenv("STUDIO_DEMO_RECIPE", '{"repeat": 0}')
@@ -55,11 +56,7 @@ def test_a_bad_STUDIO_DEMO_RECIPE_stops_the_cli_before_any_command(monkeypatch, 
         assert "invalid setting STUDIO_DEMO_RECIPE: demo recipe: out of range: repeat=0 (at least 1)" in res.output
         assert "Traceback" not in res.output
         monkeypatch.setenv("STUDIO_DEMO_RECIPE", '{"steps": 6}')
-        from backend.config import get_settings
-
         get_settings.cache_clear()
         assert get_settings().demo_recipe == {"steps": 6}
     finally:
-        from backend.config import get_settings
-
         get_settings.cache_clear()
