@@ -172,11 +172,10 @@ def install_shipped_demo(models: Path) -> Path | None:
     return out
 
 
-def _demo_entry(settings: Settings, local: list[dict]) -> dict:
+def _demo_entry(settings: Settings, local: list[dict], job: dict | None) -> dict:
     ready = [m for m in local if m["name"].startswith(DEMO_PREFIX) and m["pretrained"]]
     if not ready and install_shipped_demo(models_dir(settings)) is not None:
         ready = [m for m in local_models(settings) if m["name"].startswith(DEMO_PREFIX) and m["pretrained"]]
-    job = read_job(settings, DEMO_JOB)
     newest = max(ready, key=lambda m: Path(m["id"]).stat().st_mtime) if ready else None
     entry = {
         "id": newest["id"] if newest else "demo", "name": "Demo: tiny PaliGemma pre-trained on real SuperTuxKart frames",
@@ -207,8 +206,12 @@ def _dur(s: float) -> str:
 
 def catalogue(settings: Settings) -> list[dict]:
     """Everything a run can start from: the demo model, local folders, hub presets."""
+    # The job before the folders: a build moves its model in, then marks the job succeeded, so a
+    # "succeeded" read first means the scan sees the model. The other order could read the folders
+    # before the move and the job after it, call the demo "not built", and queue an hour's rebuild.
+    job = read_job(settings, DEMO_JOB)
     local = local_models(settings)
-    demo = _demo_entry(settings, local)
+    demo = _demo_entry(settings, local, job)
     others = [m for m in local if m["id"] != demo["id"]]
     hub = []
     for p in HUB_PRESETS:
