@@ -52,6 +52,9 @@ FAMILY_MODEL_TYPES: dict[str, tuple[str, ...]] = {
     "qwen2_5_vl": ("qwen2_5_vl",),
     "smolvlm": ("idefics3", "smolvlm"),
 }
+# Families whose boxes are location tokens (worker.families: Family.location_tokens), the only ones
+# TrainConfig.loc_sigma applies to; the same test checks this mirror.
+LOCATION_TOKEN_FAMILIES = ("paligemma",)
 TASK_NAME = "studio.execute_run"
 MERGE_TASK_NAME = "studio.merge_adapter"
 LOG_TAIL = 200
@@ -176,6 +179,10 @@ def parse_config(kind: str, config: dict) -> RunConfig:
                 raise InvalidInput(f"config.{name}: required for a {kind} run")
     if kind == "train":
         from worker.train_config import BadConfig, TrainConfig
+
+        if cfg.loc_sigma and cfg.family in FAMILY_MODEL_TYPES and cfg.family not in LOCATION_TOKEN_FAMILIES:
+            raise InvalidInput(f"config.loc_sigma: family {cfg.family} writes box coordinates as text, not location "
+                               f"tokens; soft location targets need them ({', '.join(LOCATION_TOKEN_FAMILIES)}): use 0")
 
         try:
             TrainConfig.from_dict(cfg.train_dict("<run dir>"))

@@ -206,22 +206,12 @@ class PatchTargets:
         return obj, reg, has
 
 
-def soft_token_loss(logits: torch.Tensor, labels: torch.Tensor, loc_ids: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Mean next-token cross-entropy over answer tokens; where the target is a location token the
-    target is a Gaussian over the neighbouring bins (sigma in bins) instead of one bin."""
+def soft_token_loss(logits: torch.Tensor, labels: torch.Tensor, soft) -> torch.Tensor:
+    """Mean next-token loss over the answer tokens of full (batch, seq, vocab) logits, location
+    tokens with soft targets (worker.training.LocationTargets: the fine-tune's loc_sigma is the same loss)."""
     logits, labels = logits[:, :-1].float(), labels[:, 1:]
     keep = labels != -100
-    lg, lb = logits[keep], labels[keep]
-    bin_of = torch.full((logits.shape[-1],), -1, dtype=torch.long)
-    bin_of[loc_ids] = torch.arange(len(loc_ids))
-    b = bin_of[lb]
-    loc = b >= 0
-    total = torch.nn.functional.cross_entropy(lg[~loc], lb[~loc], reduction="sum")
-    if loc.any():
-        bins = torch.arange(len(loc_ids), dtype=torch.float32)
-        w = torch.softmax(-0.5 * ((bins[None] - b[loc, None].float()) / sigma) ** 2, dim=-1)
-        total = total - (w * torch.log_softmax(lg[loc], -1)[:, loc_ids]).sum()
-    return total / max(int(keep.sum()), 1)
+    return soft.loss(logits[keep], labels[keep]) / max(int(keep.sum()), 1)
 
 
 def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=None) -> tuple:
@@ -230,12 +220,12 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
     returns (model, processor, token losses)."""
     from worker.codecs import LOC_TOKENS
     from worker.families import get_family
-    from worker.training import ordered_objects
+    from worker.training import LocationTargets, ordered_objects
 
     family = get_family(FAMILY)
     model, processor = family.load(str(base), dtype=torch.float32)
     model.train()
-    loc_ids = torch.tensor(processor.tokenizer.convert_tokens_to_ids(LOC_TOKENS))
+    soft = LocationTargets(processor.tokenizer.convert_tokens_to_ids(LOC_TOKENS), r.loc_sigma)
     targets = PatchTargets(r.image_size // r.patch)
     head = torch.nn.Linear(r.hidden, 5)  # objectness logit + box; discarded after pre-training
     patches: dict[str, torch.Tensor] = {}
@@ -276,7 +266,7 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
         chunk = [view(samples[draw()]) for _ in range(r.batch_size)]
         batch = family.build_batch(processor, chunk, train=True)
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        loss = soft_token_loss(logits, batch["labels"], loc_ids, r.loc_sigma)
+        loss = soft_token_loss(logits, batch["labels"], soft)
         losses.append(float(loss.detach()))
         # The dense patch loss only where the boxes are the whole truth: detection samples (a
         # question's Sample carries no boxes, and "no kart here" would be a wrong target).

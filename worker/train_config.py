@@ -70,6 +70,11 @@ class TrainConfig:
     # "crop_flip" also crops detection samples at random, so objects that always sit in one place
     # (a camera behind a kart) move and a small data set does not teach where they usually are.
     augment: Literal["none", "flip", "crop_flip"] = "none"
+    # Soft location targets, in bins (0: plain cross-entropy), for families whose boxes are location
+    # tokens (PaliGemma's 1024 bins): a coordinate token's target is a Gaussian over the neighbouring
+    # bins, so an answer 3 bins off is nearly right, not as wrong as one 500 bins off, and a small
+    # data set does not sharpen each coordinate onto the few exact bins it saw.
+    loc_sigma: float = 0.0
     group_by_length: bool = True
     mega_batch_factor: int = 32  # length grouping sorts inside shuffled windows of this many batches
     task_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"detect": 1, "vqa": 0.5}
@@ -160,6 +165,9 @@ class TrainConfig:
             bad("gradient_checkpointing", "must be true, false or 'auto'")
         if self.max_pixels is not None and not (isinstance(self.max_pixels, int) and self.max_pixels >= 56 * 56):
             bad("max_pixels", f"must be an integer >= {56 * 56} (one 56x56 image) or null")
+        if isinstance(self.loc_sigma, bool) or not (isinstance(self.loc_sigma, (int, float))
+                                                    and math.isfinite(self.loc_sigma) and 0 <= self.loc_sigma <= 1024):
+            bad("loc_sigma", "must be a number of bins from 0 (plain cross-entropy) to 1024")
         if self.scheduler not in SCHEDULERS:
             bad("scheduler", f"must be one of {SCHEDULERS}")
         if not 0 <= self.warmup_ratio < 1:

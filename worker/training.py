@@ -343,8 +343,35 @@ def _to_device(batch: dict[str, Any], device: str, dtype: torch.dtype) -> dict[s
     return out
 
 
-def token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-    """(sum of next-token cross-entropy over answer tokens, number of answer tokens).
+class LocationTargets:
+    """Cross-entropy with soft targets for location tokens (TrainConfig.loc_sigma): where the next
+    token is a coordinate bin, the target is a Gaussian over the neighbouring bins (sigma in bins)
+    instead of that one bin; other tokens keep plain cross-entropy."""
+
+    def __init__(self, token_ids: list[int], sigma: float):
+        self.ids = torch.as_tensor(token_ids, dtype=torch.long)  # bin order
+        self.sigma = float(sigma)
+        self._bin_of: torch.Tensor | None = None
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Summed loss of (n, vocab) fp32 logits against (n,) target ids."""
+        ids = self.ids.to(logits.device)
+        if self._bin_of is None or len(self._bin_of) != logits.shape[-1] or self._bin_of.device != logits.device:
+            self._bin_of = torch.full((logits.shape[-1],), -1, dtype=torch.long, device=logits.device)
+            self._bin_of[ids] = torch.arange(len(ids), device=logits.device)
+        b = self._bin_of[targets]
+        loc = b >= 0
+        total = torch.nn.functional.cross_entropy(logits[~loc], targets[~loc], reduction="sum")
+        if loc.any():
+            bins = torch.arange(len(ids), dtype=torch.float32, device=logits.device)
+            w = torch.softmax(-0.5 * ((bins[None] - b[loc, None].float()) / self.sigma) ** 2, dim=-1)
+            total = total - (w * torch.log_softmax(logits[loc], -1)[:, ids]).sum()
+        return total
+
+
+def token_loss(model, batch: dict[str, Any], soft: LocationTargets | None = None) -> tuple[torch.Tensor, int]:
+    """(sum of next-token cross-entropy over answer tokens, number of answer tokens); with `soft`,
+    location tokens get soft targets.
 
     Logits are computed only at the positions that predict an answer token: a boolean
     `logits_to_keep` mask slices the hidden states *before* the LM head (transformers'
@@ -361,9 +388,22 @@ def token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         logits = model(**inputs, logits_to_keep=1).logits
         return logits.sum() * 0.0, 0  # keeps the graph (and DDP / grad-accum arithmetic) intact
     logits = model(**inputs, logits_to_keep=keep.to(inputs["input_ids"].device)).logits  # (n, vocab)
-    total = torch.nn.functional.cross_entropy(
-        logits.float(), targets[keep[:, :-1]].to(logits.device), reduction="sum")
-    return total, n
+    wanted = targets[keep[:, :-1]].to(logits.device)
+    if soft is not None:
+        return soft.loss(logits.float(), wanted), n
+    return torch.nn.functional.cross_entropy(logits.float(), wanted, reduction="sum"), n
+
+
+def location_targets(family, processor, cfg: TrainConfig) -> LocationTargets | None:
+    """TrainConfig.loc_sigma's loss for this family (None at 0; the processor is only read then);
+    BadConfig where the family writes coordinates as text."""
+    if not cfg.loc_sigma:
+        return None
+    names = family.location_tokens()
+    if not names:
+        raise BadConfig(f"loc_sigma={cfg.loc_sigma!r}: family {family.name} writes box coordinates as text, not "
+                        "location tokens (soft location targets need them: paligemma); use 0")
+    return LocationTargets(processor.tokenizer.convert_tokens_to_ids(names), cfg.loc_sigma) if processor else None
 
 
 def _keep_bnb_training_mode(model) -> None:
@@ -382,7 +422,8 @@ def _keep_bnb_training_mode(model) -> None:
 
 @torch.no_grad()
 def validation_loss(model, family, processor, samples: list[Sample], *, batch_size: int,
-                    device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+                    device: str = "cpu", dtype: torch.dtype = torch.float32,
+                    soft: LocationTargets | None = None) -> float:
     """Token-weighted mean loss over the *whole* held-out set (every sample, every batch)."""
     was_training = model.training
     model.eval()
@@ -391,7 +432,7 @@ def validation_loss(model, family, processor, samples: list[Sample], *, batch_si
     try:
         for i in range(0, len(samples), batch_size):
             batch = family.build_batch(processor, samples[i : i + batch_size], train=True)
-            s, k = token_loss(model, _to_device(batch, device, dtype))
+            s, k = token_loss(model, _to_device(batch, device, dtype), soft)
             total, n = total + float(s), n + k
     finally:
         model.train(was_training)
@@ -568,6 +609,7 @@ def train(
         if not any(cfg.task_weights.get(t, 1.0) > 0 for t in present):
             raise EmptyDataset(f"task_weights {cfg.task_weights} give weight 0 to every task present ({sorted(present)})")
     family = get_family(cfg.family)
+    location_targets(family, None, cfg)  # a loc_sigma the family cannot use fails before a model is loaded
     sizes = _check_samples(train_samples, family)
     if str(cfg.device).startswith("cuda"):  # refuse now what would run out of memory an hour in
         from worker.estimate import check_fits, device_gb, estimate_config
@@ -587,6 +629,7 @@ def train(
     np.random.seed(cfg.seed)
 
     model, processor = build_model(family, cfg)  # missing model / mismatch / bad targets raise here
+    soft = location_targets(family, processor, cfg)
     dtype = compute_dtype(cfg) if cfg.method == "lora" else torch.float32
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
@@ -653,7 +696,7 @@ def train(
         if not val_samples:
             return None
         v = validation_loss(model, family, processor, val_samples, batch_size=cfg.batch_size,
-                            device=cfg.device, dtype=dtype)
+                            device=cfg.device, dtype=dtype, soft=soft)
         val_losses.append((step, v))
         return v
 
@@ -676,7 +719,7 @@ def train(
                 batch = _to_device(batch, cfg.device, dtype)
                 tokens_real += int(batch["attention_mask"].sum())
                 tokens_total += batch["attention_mask"].numel()
-                s, k = token_loss(fwd, batch)
+                s, k = token_loss(fwd, batch, soft)
                 loss = s / max(k, 1) if dist is None else dist.loss(s, k)
                 (loss / cfg.grad_accum).backward()
                 step_loss += (float(loss.detach()) if dist is None else dist.global_loss(loss)) / cfg.grad_accum

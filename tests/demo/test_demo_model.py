@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from worker.training import LocationTargets
 from worker.demo_model import PatchTargets, Recipe, answer_weights, build_base, curriculum, sincos, soft_token_loss
 from worker.demo_recipe import code_fingerprint
 from worker.types import Box, Sample
@@ -36,14 +37,14 @@ def test_soft_token_loss_is_cross_entropy_for_text_and_gaussian_for_locations():
     vocab, loc_ids = 20, torch.arange(4, 20)  # 16 "location" tokens: ids 4..19 are bins 0..15
     logits = torch.randn(1, 4, vocab)
     labels = torch.tensor([[-100, 2, 10, 3]])  # predicts: pos0 -> 2 (text), pos1 -> 10 (bin 6), pos2 -> 3
-    got = soft_token_loss(logits, labels, loc_ids, sigma=1.5)
+    got = soft_token_loss(logits, labels, LocationTargets(loc_ids.tolist(), 1.5))
     lp = torch.log_softmax(logits[0].float(), -1)
     w = torch.exp(-0.5 * ((torch.arange(16.0) - 6) / 1.5) ** 2)
     w = w / w.sum()
     want = (-lp[0, 2] - (w * lp[1, 4:]).sum() - lp[2, 3]) / 3
     assert float(got) == pytest.approx(float(want), rel=1e-5)
     # a tiny sigma is plain cross-entropy
-    hard = soft_token_loss(logits, labels, loc_ids, sigma=1e-3)
+    hard = soft_token_loss(logits, labels, LocationTargets(loc_ids.tolist(), 1e-3))
     assert float(hard) == pytest.approx(float((-lp[0, 2] - lp[1, 10] - lp[2, 3]) / 3), rel=1e-5)
 
 

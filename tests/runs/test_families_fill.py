@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from backend.runs import FAMILY_MODEL_TYPES
+from backend.runs import FAMILY_MODEL_TYPES, LOCATION_TOKEN_FAMILIES
 from worker.families import REGISTRY, get_family
 from worker.types import Box, Sample
 
 
 def test_backend_family_table_matches_the_registry():
     assert FAMILY_MODEL_TYPES == {name: cls.model_types for name, cls in REGISTRY.items()}
+    assert set(LOCATION_TOKEN_FAMILIES) == {name for name, cls in REGISTRY.items() if cls().location_tokens()}
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

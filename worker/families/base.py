@@ -150,6 +150,11 @@ class Family:
     def decode_spans(self, text: str, width: int, height: int, classes: list[str]) -> list[Span]:
         raise NotImplementedError
 
+    def location_tokens(self) -> list[str] | None:
+        """The vocabulary tokens that name box coordinates, in bin order (PaliGemma's 1024
+        <locNNNN>); None where coordinates are written as text digits. TrainConfig.loc_sigma needs them."""
+        return None
+
     def decode_boxes(self, text: str, width: int, height: int, classes: list[str]) -> list[Box]:
         try:
             return [s.box for s in self.decode_spans(text, width, height, classes)]

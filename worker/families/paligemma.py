@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from worker.codecs import decode_paligemma, encode_paligemma, region_paligemma
+from worker.codecs import LOC_TOKENS, decode_paligemma, encode_paligemma, region_paligemma
 from worker.families.base import Family, load_images
 from worker.types import Sample
 
@@ -30,6 +30,9 @@ class PaliGemma(Family):
 
     def decode_spans(self, text, width, height, classes):
         return decode_paligemma(text, width, height, classes)
+
+    def location_tokens(self):
+        return LOC_TOKENS
 
     def build_batch(self, processor, samples: list[Sample], *, train: bool) -> dict[str, torch.Tensor]:
         images = load_images(samples)

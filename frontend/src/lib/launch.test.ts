@@ -38,6 +38,11 @@ describe("GPU knobs", () => {
     const off = buildRequest({ ...DEFAULT_FORM, gradient_checkpointing: "off", max_pixels: "", max_new_tokens: "300" });
     expect(off.config).toMatchObject({ gradient_checkpointing: false, max_pixels: null, max_new_tokens: 300 });
   });
+  it("loc_sigma is a train knob: 0 by default (the API's, plain cross-entropy), sent as a number", () => {
+    expect(buildRequest({ ...DEFAULT_FORM }).config).toMatchObject({ loc_sigma: 0 });
+    expect(buildRequest({ ...DEFAULT_FORM, loc_sigma: 6 }).config).toMatchObject({ loc_sigma: 6 });
+    expect(buildRequest({ ...DEFAULT_FORM, kind: "evaluate", loc_sigma: 6 }).config).not.toHaveProperty("loc_sigma");
+  });
   it("augment is a train knob: none by default (the API's), crop + mirror when picked", () => {
     expect(buildRequest({ ...DEFAULT_FORM }).config).toMatchObject({ augment: "none" });
     expect(buildRequest({ ...DEFAULT_FORM, augment: "crop_flip" }).config).toMatchObject({ augment: "crop_flip" });

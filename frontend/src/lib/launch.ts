@@ -16,6 +16,7 @@ export interface LaunchForm {
   train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: string;
   adapter_run_id: string; image_status: string; train_status: string;
   gradient_checkpointing: "auto" | "on" | "off"; max_pixels: string; augment: "none" | "flip" | "crop_flip";
+  loc_sigma: number;
 }
 
 /** The defaults are RunConfig's (backend/runs.py), so an untouched form trains like the API would. */
@@ -26,6 +27,7 @@ export const DEFAULT_FORM: LaunchForm = {
   freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
   leak_key: "race_id", max_eval_images: "", max_new_tokens: "auto", adapter_run_id: "", image_status: "unlabeled",
   train_status: "not_rejected", gradient_checkpointing: "auto", max_pixels: String(1280 * 28 * 28), augment: "none",
+  loc_sigma: 0,
 };
 
 /** "auto" (or empty) stays "auto"; a number is sent as a number. */
@@ -62,7 +64,7 @@ export function buildRequest(f: LaunchForm): RunCreate {
       tasks: { detect: f.detect_weight, vqa: f.vqa_weight }, train_split: f.train_split,
       compute_dtype: f.compute_dtype,
       gradient_checkpointing: f.gradient_checkpointing === "auto" ? "auto" : f.gradient_checkpointing === "on",
-      max_pixels: intOrNull(f.max_pixels), augment: f.augment,
+      max_pixels: intOrNull(f.max_pixels), augment: f.augment, loc_sigma: f.loc_sigma,
     });
     if (f.method === "qlora") Object.assign(c, { bits: f.bits, quant_type: f.quant_type });
   }
