@@ -91,6 +91,7 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     page.get_by_label("Batch size").fill("2")
     page.get_by_label("Learning rate").fill("0.001")
     page.get_by_label("Max new tokens").fill("12")
+    page.get_by_label("Soft box targets (PaliGemma)").fill("6")  # soft location targets, sigma 6 bins
     for fam in ("identity", "spatial", "race", "region", "detection"):
         page.get_by_label(fam, exact=True).uncheck()
     # the live pre-flight memory estimate (a dry run) of what the form would launch
@@ -105,6 +106,7 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     assert run["kind"] == "train" and run["config"]["base_model"] == str(tiny_paligemma)
     assert run["config"]["max_steps"] == 4 and run["config"]["qa_families"] == ["counting"]
     assert run["config"]["max_new_tokens"] == 12 and run["config"]["method"] == "lora"
+    assert run["config"]["loc_sigma"] == 6
 
     # Live: the page follows the run (event stream) until it succeeds; progress and chart move.
     status = page.get_by_test_id("run-status")
