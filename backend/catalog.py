@@ -101,6 +101,8 @@ def describe_folder(path: Path) -> dict | None:
                         "cpu_seconds": pre.get("cpu_seconds"), "tracks": sorted(pre.get("tracks") or {}),
                         "never_seen": pre.get("never_seen") or [], "held_out": pre.get("held_out") or {}}
                        if pre else None),
+        # run settings the model was pre-trained with (the run form applies them when it is picked)
+        "suggested": _suggested(pre),
         "note": None if family else f"model_type {model_type!r} is not one of the studio's families",
     }
 
@@ -172,6 +174,19 @@ def install_shipped_demo(models: Path) -> Path | None:
     return out
 
 
+def _suggested(card: dict | None) -> dict | None:
+    """A studio-pre-trained model's fine-tune settings (worker.demo_recipe.finetune_settings), from
+    its card's recipe; None for other models (or a card whose recipe is unreadable)."""
+    if not card or not isinstance(card.get("recipe"), dict):
+        return None
+    from worker.demo_recipe import finetune_settings
+
+    try:
+        return finetune_settings(card["recipe"])
+    except (TypeError, ValueError):
+        return None
+
+
 def _demo_entry(settings: Settings, local: list[dict], job: dict | None) -> dict:
     ready = [m for m in local if m["name"].startswith(DEMO_PREFIX) and m["pretrained"]]
     if not ready and install_shipped_demo(models_dir(settings)) is not None:
@@ -183,6 +198,7 @@ def _demo_entry(settings: Settings, local: list[dict], job: dict | None) -> dict
         "size_bytes": newest["size_bytes"] if newest else None,
         "parameters": newest["parameters"] if newest else None,
         "pretrained": newest["pretrained"] if newest else None, "job": job,
+        "suggested": newest["suggested"] if newest else None,
     }
     building = job is not None and job.get("state") in ("queued", "running")
     if newest and not building:
@@ -218,7 +234,7 @@ def catalogue(settings: Settings) -> list[dict]:
         cached = hub_cached(p["id"])
         hub.append({"id": p["id"], "name": p["id"], "source": "hub", "family": p["family"],
                     "model_type": FAMILY_MODEL_TYPES[p["family"]][0], "status": "ready" if cached else "needs_hub",
-                    "size_bytes": None, "parameters": p["parameters"], "pretrained": None,
+                    "size_bytes": None, "parameters": p["parameters"], "pretrained": None, "suggested": None,
                     "note": "in the local hub cache" if cached else HUB_NOTE})
     return [demo] + others + hub
 

@@ -14,6 +14,7 @@ No torch here at import time: the worker modules are imported inside the functio
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from backend.config import Settings
+from worker.demo_recipe import Recipe, finetune_settings
 
 DEMO_DATA = Path(__file__).resolve().parent / "demo_data" / "supertuxkart"
 # The shipped frames' tracks: the demo fine-tunes on the first three and evaluates on the held-out
@@ -41,13 +43,14 @@ QA_OPTIONS = {"spatial": {"max_pairs": 2, "max_objects": 3}, "detection": {"incl
 # 2e-4 gave AP50 0.715 and centre r 0.98 / 0.97 there; 600 steps at 5e-4 (the old setting) taught
 # the usual kart position instead (0.661, the same box on 62 % of frames, r x 0.26); random crops
 # hurt here (0.48-0.51). Boxes in the order the pre-training used (largest first), and the loss it
-# used: soft location targets of sigma 6 bins (the recipe's loc_sigma, not tuned). Plain
-# cross-entropy on 120 frames sharpens each coordinate onto the bins it saw; validated per train
-# track (fine-tune on the other two) AP50 0.703 / 0.323 / 0.675 -> 0.695 / 0.394 / 0.697.
+# used: soft location targets of sigma 6 bins (finetune_settings: the recipe's loc_sigma, not
+# tuned). Plain cross-entropy on 120 frames sharpens each coordinate onto the bins it saw; validated
+# per train track (fine-tune on the other two) AP50 0.703 / 0.323 / 0.675 -> 0.695 / 0.394 / 0.697.
 RUN_CONFIG = dict(
     family="paligemma", method="lora", rank=16, alpha=32, dropout=0.0, target_modules="all-linear",
-    learning_rate=2e-4, max_steps=400, batch_size=8, scheduler="cosine", warmup_ratio=0.05, loc_sigma=6.0,
-    freeze_vision=False, freeze_projector=False, freeze_language=False, seed=0, object_order="largest_first",
+    learning_rate=2e-4, max_steps=400, batch_size=8, scheduler="cosine", warmup_ratio=0.05,
+    freeze_vision=False, freeze_projector=False, freeze_language=False, seed=0,
+    **finetune_settings(dataclasses.asdict(Recipe())),
     tasks={"detect": 3.0, "vqa": 1.0},
     qa_families=QA_FAMILIES, train_split="train", eval_split="test", max_new_tokens=40, eval_batch_size=16,
     # Every held-out question (a frame has at most 8): 3 per frame asked 26 spatial questions, where

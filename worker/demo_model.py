@@ -43,7 +43,7 @@ import torch
 
 from worker.augment import augment
 from worker.copy_paste import CropBank, paste
-from worker.demo_recipe import HEADS, Recipe
+from worker.demo_recipe import HEADS, OBJECT_ORDER, Recipe
 from worker.types import Box, Sample
 
 FAMILY = "paligemma"
@@ -258,7 +258,7 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
     def view(s: Sample) -> Sample:
         if bank is not None and s.task == "detect" and rng.random() < r.paste:
             s = paste(s, bank, rng)
-        return ordered_objects(augment(s, "crop_flip", rng, r.crop), "largest_first", r.seed, 0, 0)
+        return ordered_objects(augment(s, "crop_flip", rng, r.crop), OBJECT_ORDER, r.seed, 0, 0)
 
     losses: list[float] = []
     t0 = time.perf_counter()

@@ -17,6 +17,8 @@ AT_LEAST_1 = ("image_size", "patch", "hidden", "vision_layers", "text_layers", "
 ABOVE_0 = ("lr", "loc_sigma")
 SHARES = ("crop", "det_share", "paste")  # 0 to 1
 HEADS = 4  # attention heads (worker.demo_model.build_base): the vision tower needs hidden % HEADS == 0
+# The order the base's detection targets are written in (worker.demo_model); a fine-tune keeps it.
+OBJECT_ORDER = "largest_first"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +117,13 @@ class Recipe:
         src = "".join(code_fingerprint(inspect.getsource(m)) for m in (sk, cp, dm, sys.modules[__name__]))
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + src
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def finetune_settings(recipe: Mapping) -> dict:
+    """The run settings a base pre-trained with `recipe` (a card's JSON) was made for: its object
+    order and its loss (soft location targets of its sigma). The demo's run uses them and the
+    catalogue suggests them, so a fine-tune does not switch to a loss and order the base never saw."""
+    return {"object_order": OBJECT_ORDER, "loc_sigma": float(recipe.get("loc_sigma", Recipe.loc_sigma))}
 
 
 def code_fingerprint(source: str) -> str:

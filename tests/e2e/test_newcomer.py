@@ -145,6 +145,9 @@ def test_newcomer_trains_compares_and_tries_from_the_browser(upage, up):
         label="Demo: tiny PaliGemma pre-trained on real SuperTuxKart frames")
     expect(page.get_by_label("Model family")).to_have_value("paligemma")
     expect(page.get_by_label("Base model")).to_have_value(re.compile("tiny-paligemma-stk-"))
+    # and the run settings the base was pre-trained with: its object order and loss
+    expect(page.get_by_label("Object order")).to_have_value("largest_first")
+    expect(page.get_by_label("Soft box targets (PaliGemma)")).to_have_value(str(demo["suggested"]["loc_sigma"]).removesuffix(".0"))
     for label, value in (("Max steps", "4"), ("Batch size", "2"), ("Learning rate", "0.001"), ("Max eval images", "4"),
                          ("Max new tokens", "12")):
         page.get_by_label(label, exact=True).fill(value)
@@ -156,6 +159,7 @@ def test_newcomer_trains_compares_and_tries_from_the_browser(upage, up):
     v1 = wait_run(api, r1)
     assert v1["status"] == "succeeded", (v1["error"], v1["traceback"])
     assert v1["metrics"]["val_loss"] and v1["snapshot_sha256"]
+    assert {k: v1["config"][k] for k in demo["suggested"]} == demo["suggested"]
 
     # 4. the run page: configuration, headline, a chart with axes
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded")

@@ -51,7 +51,7 @@ def test_catalogue_lists_local_folder_demo_and_hub_presets(client, app, offline,
     assert local["size_bytes"] == sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     model = PaliGemmaForConditionalGeneration.from_pretrained(dest)
     assert local["parameters"] == sum(t.numel() for t in model.state_dict().values()) - _tied(model)
-    assert local["pretrained"] is None
+    assert local["pretrained"] is None and local["suggested"] is None
     demo = r.json()["items"][0]
     assert demo["source"] == "demo" and demo["status"] == "ready" and demo["id"] == str(pre.resolve())
     assert demo["pretrained"] == {"data": "SYNTHETIC racing scenes", "steps": 7, "samples": 12, "seconds": 3.5,
@@ -84,6 +84,13 @@ def test_fresh_data_dir_gets_the_shipped_demo_base_ready(client, app, offline):
     assert set(demo["pretrained"]["never_seen"]) == {"lighthouse", "snowtuxpeak", "zengarden", "cornfield_crossing",
                                                      "sandtrack"}
     assert "never saw the demo's tracks" in demo["note"]
+    # a fine-tune keeps the base's object order and loss: the card's recipe, as the demo's own run
+    from backend.demo import RUN_CONFIG
+
+    assert demo["suggested"] == {"object_order": "largest_first", "loc_sigma": card["recipe"]["loc_sigma"]}
+    assert {k: RUN_CONFIG[k] for k in demo["suggested"]} == demo["suggested"]
+    items = client.get("/api/models").json()["items"]
+    assert all(m["suggested"] is None for m in items if m["source"] == "hub")
     # a second look reuses the copy
     stamp = (dest / "model.safetensors").stat().st_mtime_ns
     assert client.get("/api/models").json()["items"][0]["id"] == demo["id"]
@@ -94,7 +101,7 @@ def test_demo_entry_says_what_to_do_before_it_is_built(client, offline, monkeypa
     monkeypatch.setattr(catalog, "DEMO_SHIPPED", tmp_path / "no-shipped-weights")  # a checkout without them
     demo = client.get("/api/models").json()["items"][0]
     assert demo["source"] == "demo" and demo["status"] == "not_built"
-    assert "studio models build demo" in demo["note"]
+    assert "studio models build demo" in demo["note"] and demo["suggested"] is None
 
 
 def test_unreachable_hub_id_is_refused_at_launch_in_one_sentence(client, app, offline, tiny_paligemma):

@@ -80,6 +80,8 @@ export interface CatalogModel {
   status: "ready" | "building" | "failed" | "not_built" | "needs_hub" | "unsupported"; size_bytes: number | null;
   parameters: number | null; pretrained: PretrainedCard | null;
   note: string | null; job?: ModelJob | null;
+  /** run settings the model was pre-trained with (object order, soft box targets); the run form applies them */
+  suggested?: Record<string, unknown> | null;
 }
 export interface GalleryBox { label: string; box: [number, number, number, number]; score?: number | null }
 export interface ImageStats { image_id: number; tp: number; fp: number; fn: number; wrong_label: number; f1: number; mean_iou?: number | null }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { buildRequest, DEFAULT_FORM, errorField, estimateText, targetModules } from "./launch";
+import type { CatalogModel } from "../api/client";
+import { buildRequest, DEFAULT_FORM, errorField, estimateText, pickedForm, suggestedText, targetModules } from "./launch";
 
 describe("launch form -> run config", () => {
   it("a LoRA train run sends the knobs, no quantisation keys, max_steps null when empty", () => {
@@ -37,6 +38,20 @@ describe("GPU knobs", () => {
     expect(r.config).toMatchObject({ compute_dtype: "auto", gradient_checkpointing: "auto", max_pixels: 1003520 });
     const off = buildRequest({ ...DEFAULT_FORM, gradient_checkpointing: "off", max_pixels: "", max_new_tokens: "300" });
     expect(off.config).toMatchObject({ gradient_checkpointing: false, max_pixels: null, max_new_tokens: 300 });
+  });
+  it("picking a catalogue model sets its id, family and the run settings it was pre-trained with", () => {
+    const demo = { id: "/m/demo", name: "demo", source: "demo", family: "paligemma", model_type: "paligemma", status: "ready",
+      size_bytes: 1, parameters: 1, pretrained: null, note: null,
+      suggested: { object_order: "largest_first", loc_sigma: 6, not_a_form_key: 1, batch_size: "8" } } as CatalogModel;
+    const f = pickedForm({ ...DEFAULT_FORM, family: "qwen2_vl" }, demo);
+    expect(f).toMatchObject({ base_model: "/m/demo", family: "paligemma", object_order: "largest_first", loc_sigma: 6 });
+    expect(f).not.toHaveProperty("not_a_form_key");
+    expect(f.batch_size).toBe(DEFAULT_FORM.batch_size); // a value of the wrong type is not taken
+    expect(buildRequest(f).config).toMatchObject({ object_order: "largest_first", loc_sigma: 6 });
+    expect(suggestedText(demo)).toBe("object_order largest_first, loc_sigma 6");
+    const plain = { ...demo, suggested: null, family: null };
+    expect(pickedForm(DEFAULT_FORM, plain)).toMatchObject({ base_model: "/m/demo", family: "paligemma", object_order: "shuffle", loc_sigma: 0 });
+    expect(suggestedText(plain)).toBe("");
   });
   it("loc_sigma is a train knob: 0 by default (the API's, plain cross-entropy), sent as a number", () => {
     expect(buildRequest({ ...DEFAULT_FORM }).config).toMatchObject({ loc_sigma: 0 });

@@ -1,6 +1,6 @@
 // The run launcher's form state -> the API's run config (backend.runs.RunConfig keys), and a
 // server error -> the form field it names, so a 422 shows next to that field.
-import type { RunCreate, RunKind } from "../api/client";
+import type { CatalogModel, RunCreate, RunKind } from "../api/client";
 
 export const FAMILIES: [string, string][] = [
   ["paligemma", "PaliGemma / PaliGemma 2"], ["qwen2_vl", "Qwen2-VL"], ["qwen2_5_vl", "Qwen2.5-VL"], ["smolvlm", "SmolVLM"],
@@ -16,7 +16,7 @@ export interface LaunchForm {
   train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: string;
   adapter_run_id: string; image_status: string; train_status: string;
   gradient_checkpointing: "auto" | "on" | "off"; max_pixels: string; augment: "none" | "flip" | "crop_flip";
-  loc_sigma: number;
+  loc_sigma: number; object_order: "shuffle" | "largest_first" | "as_given";
 }
 
 /** The defaults are RunConfig's (backend/runs.py), so an untouched form trains like the API would. */
@@ -27,8 +27,24 @@ export const DEFAULT_FORM: LaunchForm = {
   freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
   leak_key: "race_id", max_eval_images: "", max_new_tokens: "auto", adapter_run_id: "", image_status: "unlabeled",
   train_status: "not_rejected", gradient_checkpointing: "auto", max_pixels: String(1280 * 28 * 28), augment: "none",
-  loc_sigma: 0,
+  loc_sigma: 0, object_order: "shuffle",
 };
+
+/** The form after picking catalogue model `m`: its id and family, and the run settings it was
+ *  pre-trained with (`suggested`: the demo model's object order and soft box targets), so a
+ *  fine-tune keeps the loss and order the base knows. Keys the form does not have are ignored. */
+export function pickedForm(f: LaunchForm, m: CatalogModel): LaunchForm {
+  return { ...f, base_model: m.id, family: m.family ?? f.family, ...Object.fromEntries(suggested(m)) };
+}
+
+/** The model's suggested settings that are launch-form fields with a value of the field's type. */
+const suggested = (m: CatalogModel): [string, unknown][] => Object.entries(m.suggested ?? {})
+  .filter(([k, v]) => k in DEFAULT_FORM && typeof v === typeof DEFAULT_FORM[k as keyof LaunchForm]);
+
+/** "object_order largest_first, loc_sigma 6": what picking `m` set in the form ("" when nothing). */
+export function suggestedText(m: CatalogModel): string {
+  return suggested(m).map(([k, v]) => `${k} ${String(v)}`).join(", ");
+}
 
 /** "auto" (or empty) stays "auto"; a number is sent as a number. */
 export const autoOrInt = (s: string): number | "auto" => (s.trim() === "" || s.trim() === "auto" ? "auto" : Number(s));
@@ -65,6 +81,7 @@ export function buildRequest(f: LaunchForm): RunCreate {
       compute_dtype: f.compute_dtype,
       gradient_checkpointing: f.gradient_checkpointing === "auto" ? "auto" : f.gradient_checkpointing === "on",
       max_pixels: intOrNull(f.max_pixels), augment: f.augment, loc_sigma: f.loc_sigma,
+      object_order: f.object_order,
     });
     if (f.method === "qlora") Object.assign(c, { bits: f.bits, quant_type: f.quant_type });
   }

@@ -7,7 +7,7 @@ import { ErrorText, errText } from "../components/ErrorText";
 import { DemoBanner } from "../components/DemoBanner";
 import { ProjectNav } from "../components/ProjectNav";
 import { useProject } from "../components/useProject";
-import { buildRequest, DEFAULT_FORM, errorField, estimateText, FAMILIES, type Estimate, type LaunchForm } from "../lib/launch";
+import { buildRequest, DEFAULT_FORM, errorField, estimateText, FAMILIES, pickedForm, suggestedText, type Estimate, type LaunchForm } from "../lib/launch";
 import { fmt, percent } from "../lib/runs";
 import { configLine, headline } from "../lib/compare";
 import { clip, configToForm, saveForm, savedForm } from "../lib/relaunch";
@@ -114,7 +114,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
   useEffect(() => saveForm(pid, f), [pid, f]); // kept after a launch and a 422
   const pickModel = (id: string) => {
     const m = models.find((x) => x.id === id);
-    if (m) setF((x) => ({ ...x, base_model: m.id, family: m.family ?? x.family }));
+    if (m) setF((x) => pickedForm(x, m));
   };
   const picked = models.find((m) => m.id === f.base_model);
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -158,7 +158,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
       <fieldset>
         <legend>Model</legend>
         <div className="row">
-          <Field label="Model from the catalogue" help={picked ? (picked.note ?? `${picked.source} model`) : "or type a local folder / hub id in Base model"}>
+          <Field label="Model from the catalogue" help={picked ? (picked.note ?? `${picked.source} model`) + (suggestedText(picked) ? `; set from its pre-training: ${suggestedText(picked)}` : "") : "or type a local folder / hub id in Base model"}>
             {(p) => (
               <select {...p} value={picked ? picked.id : ""} onChange={(e) => pickModel(e.target.value)}>
                 <option value="">other (type it in Base model)</option>
@@ -212,6 +212,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
               <Field label="Compute dtype" error={errors.compute_dtype} help="auto: bfloat16 on GPUs that have it, else float16; float32 on CPU">{(p) => <select {...p} {...text("compute_dtype")}><option>auto</option><option>bfloat16</option><option>float16</option><option>float32</option></select>}</Field>
               <Field label="Gradient checkpointing" error={errors.gradient_checkpointing} help="recompute activations: far less memory, ~30 % slower; auto = on for GPUs">{(p) => <select {...p} {...text("gradient_checkpointing")}><option>auto</option><option>on</option><option>off</option></select>}</Field>
               <Field label="Augment" error={errors.augment} help="random views of training samples: mirrors; crops move objects that always sit in one place">{(p) => <select {...p} {...text("augment")}><option value="none">none</option><option value="flip">mirror</option><option value="crop_flip">crop + mirror</option></select>}</Field>
+              <Field label="Object order" error={errors.object_order} help="order of the boxes in a detection target: shuffled every epoch, or largest first (what the demo model was pre-trained with)">{(p) => <select {...p} {...text("object_order")}><option value="shuffle">shuffle</option><option value="largest_first">largest first</option><option value="as_given">as given</option></select>}</Field>
               <Field label="Soft box targets (PaliGemma)" error={errors.loc_sigma} help="σ in location bins: a coordinate's target spreads over its neighbours, so 3 bins off is nearly right; 0 = plain cross-entropy, the demo uses 6">{(p) => <input {...p} {...num("loc_sigma")} step="any" min={0} max={1024} className="short" />}</Field>
               <Field label="Max pixels (Qwen)" error={errors.max_pixels} help="cap on the image size the Qwen models see; empty: the processor's (12.8 MP)">{(p) => <input {...p} {...text("max_pixels")} type="number" min={3136} />}</Field>
             </div>
