@@ -28,7 +28,7 @@ from worker.families import get_family  # noqa: E402
 from worker.inference import ChosenLogProb, generation_kwargs  # noqa: E402
 from worker.tiny import CLASS_WORDS, build_tiny  # noqa: E402
 from worker.train_config import TrainConfig  # noqa: E402
-from worker.training import build_model, token_loss  # noqa: E402
+from worker.training import LocationTargets, build_model, token_loss  # noqa: E402
 from worker.types import Box, Sample  # noqa: E402
 
 REAL_VOCAB = {"paligemma": 257_216, "qwen2_vl": 151_936, "qwen2_5_vl": 151_936, "smolvlm": 49_280}
@@ -172,6 +172,11 @@ def main() -> None:
             weights = model_bytes(model)
             old = weights + step_peak(model, batch, old_token_loss)
             new = weights + step_peak(model, batch, token_loss)
+            soft_text = ""
+            if fam.location_tokens():  # TrainConfig.loc_sigma: soft targets cost what plain cross-entropy does
+                soft = LocationTargets(proc.tokenizer.convert_tokens_to_ids(fam.location_tokens()), 6.0)
+                soft_peak = weights + step_peak(model, batch, lambda m, b: token_loss(m, b, soft))
+                soft_text = f"; loc_sigma 6 step {soft_peak / 2**20:6.1f} MB = {soft_peak / new:4.2f}x plain"
             ebatch = fam.build_batch(proc, [s] * a.eval_batch, train=False)
             model.eval()
             e_old = weights + eval_peak(model, ebatch, a.new_tokens, old=True)
@@ -190,7 +195,7 @@ def main() -> None:
                   f"step old {old / 2**20:7.1f} MB new {new / 2**20:6.1f} MB -> {old / new:5.1f}x less; "
                   f"eval (batch {a.eval_batch}, {a.new_tokens} new tokens) old {e_old / 2**20:7.1f} MB "
                   f"new {e_new / 2**20:6.1f} MB -> {e_old / e_new:4.1f}x less; "
-                  f"estimate {est_step / 2**20:6.1f} MB = {est_step / new:4.2f} x measured", flush=True)
+                  f"estimate {est_step / 2**20:6.1f} MB = {est_step / new:4.2f} x measured{soft_text}", flush=True)
             del model
     worst = min(r[3] / r[4] for r in rows)
     est_ok = all(0.75 <= r[7] / r[4] <= 1.25 for r in rows)
