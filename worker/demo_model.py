@@ -43,7 +43,7 @@ import torch
 
 from worker.augment import augment
 from worker.copy_paste import CropBank, paste
-from worker.demo_recipe import HEADS, OBJECT_ORDER, Recipe
+from worker.demo_recipe import HEADS, OBJECT_ORDER, Recipe, finetune_settings
 from worker.types import Box, Sample
 
 FAMILY = "paligemma"
@@ -374,9 +374,17 @@ def write_card(out: Path, meta: dict) -> None:
         f"{meta['loss_first']:.2f} -> {meta['loss_last']:.2f}.",
         f"- Its own held-out numbers (zero-shot, frames of {', '.join(ev.get('tracks', []))}, never trained on): "
         + numbers_text(ev) + ".",
+        finetune_line(meta["recipe"]),
         "- Rebuild from scratch: `studio models build demo --inline --frames ../shared/supertuxkart --out DIR` "
         "(seeded; prints its CPU time).", f"- sha256 of model.safetensors: `{meta['sha256']}`", ""]
     (out / "README.md").write_text("\n".join(lines))
+
+
+def finetune_line(recipe: dict) -> str:
+    """The card's line on how to fine-tune the base (worker.demo_recipe.finetune_settings)."""
+    settings = ", ".join(f"`{k}: {v}`" for k, v in finetune_settings(recipe).items())
+    return (f"- Fine-tune it with {settings}: the object order and the loss it was pre-trained with (the "
+            "catalogue suggests them and the run form fills them in).")
 
 
 def numbers_text(d: dict) -> str:

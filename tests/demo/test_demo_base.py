@@ -13,7 +13,7 @@ import torch
 
 from backend.catalog import DEMO_SHIPPED, shipped_demo_card
 from backend.demo import DEMO_DATA, DEMO_TRACKS, HELD_OUT_TRACKS
-from worker.demo_model import Recipe, build_pretrained, file_sha256
+from worker.demo_model import Recipe, build_pretrained, file_sha256, finetune_line
 
 torch.set_num_threads(1)
 
@@ -37,6 +37,7 @@ def test_shipped_card_matches_the_weights_file():
     assert card["cpu_seconds"] > 0 and card["recipe"]["steps"] == Recipe.from_overrides(card["recipe"]).steps
     readme = (DEMO_SHIPPED / "README.md").read_text()
     assert card["sha256"] in readme and all(t in readme for t in card["tracks"])
+    assert finetune_line(card["recipe"]) in readme  # how to fine-tune it: its order and loss
 
 
 def test_shipped_recipe_is_the_default_recipe():
