@@ -218,14 +218,13 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
     """Full-parameter training (AdamW, warm-up + cosine) of the model in `base` on detection
     samples, with the soft location loss plus the auxiliary patch loss (see the module docstring);
     returns (model, processor, token losses)."""
-    from worker.codecs import LOC_TOKENS
     from worker.families import get_family
     from worker.training import LocationTargets, ordered_objects
 
     family = get_family(FAMILY)
     model, processor = family.load(str(base), dtype=torch.float32)
     model.train()
-    soft = LocationTargets(processor.tokenizer.convert_tokens_to_ids(LOC_TOKENS), r.loc_sigma)
+    soft = LocationTargets(processor.tokenizer.convert_tokens_to_ids(family.location_tokens()), r.loc_sigma)
     targets = PatchTargets(r.image_size // r.patch)
     head = torch.nn.Linear(r.hidden, 5)  # objectness logit + box; discarded after pre-training
     patches: dict[str, torch.Tensor] = {}

@@ -394,16 +394,19 @@ def token_loss(model, batch: dict[str, Any], soft: LocationTargets | None = None
     return torch.nn.functional.cross_entropy(logits.float(), wanted, reduction="sum"), n
 
 
-def location_targets(family, processor, cfg: TrainConfig) -> LocationTargets | None:
-    """TrainConfig.loc_sigma's loss for this family (None at 0; the processor is only read then);
-    BadConfig where the family writes coordinates as text."""
+def soft_location_tokens(family, cfg: TrainConfig) -> list[str] | None:
+    """The location tokens TrainConfig.loc_sigma softens (None at 0); BadConfig where the family
+    writes coordinates as text."""
     if not cfg.loc_sigma:
         return None
     names = family.location_tokens()
     if not names:
+        from worker.families import REGISTRY
+
+        having = ", ".join(n for n, cls in REGISTRY.items() if cls().location_tokens())
         raise BadConfig(f"loc_sigma={cfg.loc_sigma!r}: family {family.name} writes box coordinates as text, not "
-                        "location tokens (soft location targets need them: paligemma); use 0")
-    return LocationTargets(processor.tokenizer.convert_tokens_to_ids(names), cfg.loc_sigma) if processor else None
+                        f"location tokens (soft location targets need them: {having}); use 0")
+    return names
 
 
 def _keep_bnb_training_mode(model) -> None:
@@ -609,7 +612,7 @@ def train(
         if not any(cfg.task_weights.get(t, 1.0) > 0 for t in present):
             raise EmptyDataset(f"task_weights {cfg.task_weights} give weight 0 to every task present ({sorted(present)})")
     family = get_family(cfg.family)
-    location_targets(family, None, cfg)  # a loc_sigma the family cannot use fails before a model is loaded
+    soft_names = soft_location_tokens(family, cfg)  # a loc_sigma the family cannot use fails before loading
     sizes = _check_samples(train_samples, family)
     if str(cfg.device).startswith("cuda"):  # refuse now what would run out of memory an hour in
         from worker.estimate import check_fits, device_gb, estimate_config
@@ -629,7 +632,7 @@ def train(
     np.random.seed(cfg.seed)
 
     model, processor = build_model(family, cfg)  # missing model / mismatch / bad targets raise here
-    soft = location_targets(family, processor, cfg)
+    soft = LocationTargets(processor.tokenizer.convert_tokens_to_ids(soft_names), cfg.loc_sigma) if soft_names else None
     dtype = compute_dtype(cfg) if cfg.method == "lora" else torch.float32
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)

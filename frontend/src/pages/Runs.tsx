@@ -117,6 +117,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
     if (m) setF((x) => pickedForm(x, m));
   };
   const picked = models.find((m) => m.id === f.base_model);
+  const pickedSet = picked ? suggestedText(picked) : "";
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -158,7 +159,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
       <fieldset>
         <legend>Model</legend>
         <div className="row">
-          <Field label="Model from the catalogue" help={picked ? (picked.note ?? `${picked.source} model`) + (suggestedText(picked) ? `; set from its pre-training: ${suggestedText(picked)}` : "") : "or type a local folder / hub id in Base model"}>
+          <Field label="Model from the catalogue" help={picked ? (picked.note ?? `${picked.source} model`) + (pickedSet ? `; set from its pre-training: ${pickedSet}` : "") : "or type a local folder / hub id in Base model"}>
             {(p) => (
               <select {...p} value={picked ? picked.id : ""} onChange={(e) => pickModel(e.target.value)}>
                 <option value="">other (type it in Base model)</option>
