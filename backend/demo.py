@@ -44,8 +44,9 @@ QA_OPTIONS = {"spatial": {"max_pairs": 2, "max_objects": 3}, "detection": {"incl
 # the usual kart position instead (0.661, the same box on 62 % of frames, r x 0.26); random crops
 # hurt here (0.48-0.51). Boxes in the order the pre-training used (largest first), and the loss it
 # used: soft location targets of sigma 6 bins (finetune_settings: the recipe's loc_sigma, not
-# tuned). Plain cross-entropy on 120 frames sharpens each coordinate onto the bins it saw; validated
-# per train track (fine-tune on the other two) AP50 0.703 / 0.323 / 0.675 -> 0.695 / 0.394 / 0.697.
+# tuned; a base built with another recipe brings its own). Plain cross-entropy on 120 frames
+# sharpens each coordinate onto the bins it saw; validated per train track (fine-tune on the other
+# two) AP50 0.703 / 0.323 / 0.675 -> 0.695 / 0.394 / 0.697.
 RUN_CONFIG = dict(
     family="paligemma", method="lora", rank=16, alpha=32, dropout=0.0, target_modules="all-linear",
     learning_rate=2e-4, max_steps=400, batch_size=8, scheduler="cosine", warmup_ratio=0.05,
@@ -200,11 +201,21 @@ def launch_when_ready(settings: Settings, project_id: int | None = None, *, poll
                 return None
             admin = s.scalar(select(User).where(User.username == "admin"))
             run = create_run(s, settings, project_id=pid, user_id=admin.id if admin else None, kind="train",
-                             config={**RUN_CONFIG, "base_model": demo["id"], "leak_key": "track"})
+                             config=run_config(demo["id"], "track"))
             log(f"demo train run {run.id} queued on project {pid}: watch it on the project's Runs page")
             return run.id
     finally:
         engine.dispose()
+
+
+def run_config(model_dir: str | Path, leak_key: str, overrides: dict | None = None) -> dict:
+    """The demo's train-run config for the base in `model_dir`: RUN_CONFIG, the fine-tune settings
+    the base's own card names (a base built with another STUDIO_DEMO_RECIPE brings its own
+    loc_sigma), then `overrides`."""
+    from backend.catalog import describe_folder
+
+    suggested = (describe_folder(Path(model_dir)) or {}).get("suggested") or {}
+    return {**RUN_CONFIG, **suggested, "base_model": str(model_dir), "leak_key": leak_key, **(overrides or {})}
 
 
 def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supertuxkart",
@@ -242,7 +253,7 @@ def run_demo(settings: Settings, *, data: Path | None = None, fmt: str = "supert
         seconds["project"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        config = {**RUN_CONFIG, "base_model": str(model_dir), "leak_key": leak_key, **(run_overrides or {})}
+        config = run_config(model_dir, leak_key, run_overrides)
         with sm() as s:
             run = create_run(s, settings, project_id=pid, user_id=uid, kind="train", config=config)
             run_id = run.id

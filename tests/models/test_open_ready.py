@@ -83,9 +83,12 @@ def test_demo_flag_launches_the_train_run_when_the_model_is_ready(tmp_path, tiny
     # the model becomes ready (as a finished build leaves it)
     dest = settings.data_dir / "models" / f"{catalog.DEMO_PREFIX}test"
     shutil.copytree(tiny_paligemma, dest)
-    (dest / "studio_pretraining.json").write_text(json.dumps({"data": "SYNTHETIC", "recipe": {"steps": 1}}))
+    (dest / "studio_pretraining.json").write_text(json.dumps({"data": "SYNTHETIC", "recipe": {"steps": 1,
+                                                                                             "loc_sigma": 3.0}}))
     catalog.write_job(settings, catalog.DEMO_JOB, state="succeeded", path=str(dest))
     t.join(20)
     assert not t.is_alive() and out[0] is not None
     cfg = _count(settings, select(Run.config).where(Run.id == out[0]))
     assert cfg["base_model"] == str(dest.resolve()) and cfg["leak_key"] == "track" and cfg["max_steps"] == RUN_CONFIG["max_steps"]
+    # fine-tuned with the order and loss this base was pre-trained with (its card), not the default recipe's
+    assert cfg["loc_sigma"] == 3.0 != RUN_CONFIG["loc_sigma"] and cfg["object_order"] == "largest_first"
