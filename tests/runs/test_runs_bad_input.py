@@ -34,6 +34,8 @@ def n_runs(app) -> int:
     ({"tasks": {"detect": 0, "vqa": 0}}, "config.tasks"),
     ({"train_split": "test"}, "config.eval_split"),
     ({"output_dir": "/tmp/x"}, "config.output_dir"),  # the studio picks it
+    ({"loc_sigma": -1}, "config.loc_sigma"),
+    ({"family": "qwen2_vl", "base_model": "Qwen/Qwen2-VL-2B-Instruct", "loc_sigma": 6}, "config.loc_sigma"),  # text coordinates
 ])
 def test_bad_config_is_422_naming_the_field(client, app, project, tiny_paligemma, override, field):
     r = launch(client, project, **config(tiny_paligemma, **override))
