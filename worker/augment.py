@@ -6,6 +6,11 @@ a mirror half the time. A camera behind a kart puts it in the same place in ever
 move it, so a model has to find it rather than learn where it usually is. Counting questions get
 the mirror only (a crop could cut a kart out and change the answer); other questions neither
 (left / right answers would flip, region questions name coordinates).
+
+`colour_jitter` (the demo base's pre-training, `Recipe.colour`): brightness, contrast, saturation
+and hue changed at random, sometimes grey. Each pre-training track has its own palette and follows
+one driver, so a kart's colour is a per-track constant there; with the colours moved the cue left
+is the kart's shape.
 """
 from __future__ import annotations
 
@@ -33,6 +38,27 @@ def augment(s: Sample, mode: Mode, rng: random.Random, crop: float = 0.5) -> Sam
     w = image.size[0]
     return dataclasses.replace(s, image=ImageOps.mirror(image),
                                boxes=[dataclasses.replace(b, x1=w - b.x2, x2=w - b.x1) for b in s.boxes])
+
+
+def colour_jitter(s: Sample, rng: random.Random, strength: float) -> Sample:
+    """`s` with its colours changed (boxes unchanged): brightness and contrast by up to
+    ±40 % x strength, saturation by up to ±80 % x strength, hue turned by up to half a turn x
+    strength, grey with probability 0.1 x strength. Only detection and counting samples (a
+    question naming a kart may rest on its colour); `s` itself otherwise or with strength 0."""
+    import numpy as np
+    from PIL import Image, ImageEnhance
+
+    if strength <= 0 or not (s.task == "detect" or (s.qtype or "").startswith(MIRROR_SAFE)):
+        return s
+    image = s.load_image().convert("RGB")
+    for enhance, span in ((ImageEnhance.Brightness, 0.4), (ImageEnhance.Contrast, 0.4), (ImageEnhance.Color, 0.8)):
+        image = enhance(image).enhance(1 + span * strength * rng.uniform(-1, 1))
+    hsv = np.array(image.convert("HSV"))
+    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + round(128 * strength * rng.uniform(-1, 1))) % 256
+    image = Image.fromarray(hsv, "HSV").convert("RGB")
+    if rng.random() < 0.1 * strength:
+        image = image.convert("L").convert("RGB")
+    return dataclasses.replace(s, image=image)
 
 
 def random_crop(s: Sample, rng: random.Random, crop: float) -> Sample:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from worker.augment import augment
+from worker.augment import augment, colour_jitter
 from worker.copy_paste import CropBank, paste
 from worker.demo_recipe import HEADS, OBJECT_ORDER, Recipe, finetune_settings
 from worker.types import Box, Sample
@@ -257,6 +257,7 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
     def view(s: Sample) -> Sample:
         if bank is not None and s.task == "detect" and rng.random() < r.paste:
             s = paste(s, bank, rng)
+        s = colour_jitter(s, rng, r.colour) if r.colour else s  # no draw when off: old recipes rebuild the same
         return ordered_objects(augment(s, "crop_flip", rng, r.crop), OBJECT_ORDER, r.seed, 0, 0)
 
     losses: list[float] = []

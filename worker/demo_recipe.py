@@ -15,7 +15,7 @@ from collections.abc import Mapping
 # What each numeric knob accepts; the rest (n_synthetic, aux_weight, min_box, seed) only "at least 0".
 AT_LEAST_1 = ("image_size", "patch", "hidden", "vision_layers", "text_layers", "vocab", "steps", "batch_size", "repeat")
 ABOVE_0 = ("lr", "loc_sigma")
-SHARES = ("crop", "det_share", "paste")  # 0 to 1
+SHARES = ("crop", "det_share", "paste", "colour")  # 0 to 1
 HEADS = 4  # attention heads (worker.demo_model.build_base): the vision tower needs hidden % HEADS == 0
 # The order the base's detection targets are written in (worker.demo_model); a fine-tune keeps it.
 OBJECT_ORDER = "largest_first"
@@ -49,6 +49,9 @@ class Recipe:
     # Share of detection samples given 1-2 pasted real kart crops of any size and place
     # (worker/copy_paste.py; 0: none): the demo's held-out karts are near and large, set B's far.
     paste: float = 0.0
+    # Strength of random colour changes (worker/augment.py colour_jitter; 0: none) on detection and
+    # counting samples: each track has its own palette and one driver's kart colour.
+    colour: float = 0.0
     # Tracks whose samples are repeated `repeat` times: hacienda is the only pre-training track
     # with the demo's camera (set A follows the race leader, so the other karts are behind it, near
     # and large at the frame's edges; set B follows kart 0 in the pack, the others far ahead).

@@ -21,6 +21,7 @@ def test_overrides_apply_and_json_lists_become_tuples():
     ({"repeat": 0}, "repeat=0 (at least 1)"),  # 0 would silently drop the listed tracks
     ({"steps": 0, "crop": 1.5}, "steps=0 (at least 1), crop=1.5 (0 to 1)"),
     ({"paste": -0.1}, "paste=-0.1 (0 to 1)"),
+    ({"colour": 2}, "colour=2 (0 to 1)"),
     ({"lr": 0, "loc_sigma": -1}, "lr=0 (above 0), loc_sigma=-1 (above 0)"),
     ({"seed": -1}, "seed=-1 (at least 0)"),
     ({"hidden": "128"}, "hidden must be an integer, got '128'"),

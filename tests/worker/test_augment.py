@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from worker.augment import augment
+from worker.augment import augment, colour_jitter
 from worker.types import Box, Sample
 
 
@@ -63,3 +63,28 @@ def test_training_views_are_fixed_by_seed_epoch_and_index():
     assert len({(v.image.size, tuple(v.boxes)) for v in map(view, range(12))}) > 6  # epochs differ
     plain = _StreamDataset(samples, TrainConfig(family="paligemma", base_model="x", output_dir="o", object_order="as_given"))
     assert plain[(3, 0, 0)][2] is samples[0]  # augment "none" (the default) leaves samples alone
+
+
+def test_colour_jitter_changes_colours_not_boxes_and_leaves_named_questions_alone():
+    from PIL import Image
+
+    im = Image.new("RGB", (40, 20), (200, 40, 40))
+    det = Sample(image=im, boxes=[Box("kart", 5, 5, 15, 15)])
+    rng = random.Random(0)
+    views = [colour_jitter(det, rng, 1.0) for _ in range(30)]
+    assert all(v.boxes == det.boxes and v.image.size == (40, 20) for v in views)
+    colours = {v.image.getpixel((0, 0)) for v in views}
+    assert len(colours) > 20  # hue, saturation, brightness moved
+    assert any(len(set(v.image.getpixel((0, 0)))) == 1 for v in views)  # some grey
+    assert im.getpixel((0, 0)) == (200, 40, 40)  # the input is not changed
+
+    def moved(strength):
+        return sum(abs(a - b) for k in range(30)
+                   for a, b in zip(colour_jitter(det, random.Random(k), strength).image.getpixel((0, 0)), (200, 40, 40)))
+
+    assert moved(0.1) < moved(0.5) / 3 < moved(1.0) / 3  # strength scales it
+    assert colour_jitter(det, rng, 0.0) is det
+    named = Sample(image=im, task="vqa", question="Is Tux left of the ego kart?", answer="left", qtype="ego_left_right")
+    count = Sample(image=im, task="vqa", question="How many karts?", answer="1", qtype="count_total")
+    assert colour_jitter(named, rng, 1.0) is named  # a kart's name may rest on its colour
+    assert colour_jitter(count, rng, 1.0).answer == "1" and colour_jitter(count, rng, 1.0) is not count
