@@ -92,9 +92,16 @@ def parse(fmt_name: str, source: Source, settings: Settings,
           progress: Callable[[int], None] | None = None) -> Dataset:
     ctx = ImageCtx(source, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
                    progress=progress, max_decoded_bytes=settings.max_archive_bytes)
-    ds = get_format(fmt_name).read(source, ctx)
-    if not ds.images:
-        raise InvalidInput(f"{fmt_name} import: no images found")
+    try:
+        ds = get_format(fmt_name).read(source, ctx)
+        if not ds.images:
+            raise InvalidInput(f"{fmt_name} import: no images found")
+    except InvalidInput as e:
+        if links := source.skipped_links:  # a folder assembled from links finds nothing: say why
+            raise InvalidInput(f"{e.message}; {len(links)} symbolic link{'s' * (len(links) != 1)} not followed "
+                               f"(folder links, and file links out of the folder, are skipped: copy the files in): "
+                               + ", ".join(links[:5]) + (", ..." if len(links) > 5 else "")) from None
+        raise
     seen: dict[str, int] = {}
     for im in ds.images:
         if len(im.file_name) > MAX_FILE_NAME:

@@ -100,6 +100,7 @@ class Source:
     """Files of one import, named by safe relative posix paths."""
 
     focus: str | None = None  # the file the user pointed at (CLI: `studio import ... file.json`)
+    skipped_links: tuple[str, ...] = ()  # links left out of names() (DirSource), for the error that finds nothing
 
     def names(self) -> list[str]:
         raise NotImplementedError
@@ -168,18 +169,21 @@ class DirSource(Source):
 
     def names(self) -> list[str]:
         if self._names is None:
-            out = []
+            out, skipped = [], []
             for dirpath, dirnames, filenames in os.walk(self.root):  # os.walk does not follow dir links
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 rel = os.path.relpath(dirpath, self.root)
+                prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+                skipped += [prefix + d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
                 for f in filenames:
                     if f.startswith("."):
                         continue
                     full = os.path.join(dirpath, f)
                     if os.path.islink(full) and not Path(full).resolve().is_relative_to(self.root):
-                        continue  # a symlink out of the root: not part of the import
-                    out.append(f if rel == "." else f"{rel}/{f}".replace(os.sep, "/"))
-            self._names = sorted(out)
+                        skipped.append(prefix + f)  # a symlink out of the root: not part of the import
+                        continue
+                    out.append(prefix + f)
+            self._names, self.skipped_links = sorted(out), tuple(sorted(skipped))
         return self._names
 
     def read(self, name: str) -> bytes:

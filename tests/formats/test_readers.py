@@ -173,5 +173,23 @@ def test_directory_source_ignores_symlinks_out_of_the_root(tmp_path):
     (root / "images" / "ok.png").write_bytes(png(8, 8, 5))
     src = DirSource(root)
     assert src.names() == ["images/ok.png"]
+    assert src.skipped_links == ("images/leak.png",)
     with pytest.raises(InvalidInput, match="outside"):
         src.read("images/../../secret.png")
+
+
+def test_a_folder_of_linked_folders_says_its_links_were_not_followed(tmp_path):
+    """A dataset assembled from symlinked track folders imports nothing (links are not followed);
+    the error says so instead of only "no file found"."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "lighthouse").symlink_to(SHARED_STK / "lighthouse", target_is_directory=True)
+    src = DirSource(tmp_path / "data")
+    assert src.names() == [] and src.skipped_links == ("lighthouse",)
+    with pytest.raises(InvalidInput) as e:
+        parse("supertuxkart", src, S)
+    assert "no *_info.json file found" in e.value.message
+    assert "1 symbolic link not followed" in e.value.message and "lighthouse" in e.value.message
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInput) as e:  # a folder without links keeps the plain message
+        parse("supertuxkart", DirSource(tmp_path / "empty"), S)
+    assert "symbolic" not in e.value.message
