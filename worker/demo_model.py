@@ -257,7 +257,7 @@ def pretrain(base: Path, samples: list[Sample], r: Recipe, log=print, progress=N
     def view(s: Sample) -> Sample:
         if bank is not None and s.task == "detect" and rng.random() < r.paste:
             s = paste(s, bank, rng)
-        s = colour_jitter(s, rng, r.colour) if r.colour else s  # no draw when off: old recipes rebuild the same
+        s = colour_jitter(s, rng, r.colour)  # draws nothing when off: older recipes rebuild the same
         return ordered_objects(augment(s, "crop_flip", rng, r.crop), OBJECT_ORDER, r.seed, 0, 0)
 
     losses: list[float] = []

@@ -83,7 +83,8 @@ def test_colour_jitter_changes_colours_not_boxes_and_leaves_named_questions_alon
                    for a, b in zip(colour_jitter(det, random.Random(k), strength).image.getpixel((0, 0)), (200, 40, 40)))
 
     assert moved(0.1) < moved(0.5) / 3 < moved(1.0) / 3  # strength scales it
-    assert colour_jitter(det, rng, 0.0) is det
+    state = rng.getstate()
+    assert colour_jitter(det, rng, 0.0) is det and rng.getstate() == state  # off draws nothing: old recipes rebuild the same
     named = Sample(image=im, task="vqa", question="Is Tux left of the ego kart?", answer="left", qtype="ego_left_right")
     count = Sample(image=im, task="vqa", question="How many karts?", answer="1", qtype="count_total")
     assert colour_jitter(named, rng, 1.0) is named  # a kart's name may rest on its colour
