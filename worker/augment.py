@@ -21,14 +21,20 @@ from typing import Literal
 from worker.types import Sample
 
 Mode = Literal["none", "flip", "crop_flip"]
-MIRROR_SAFE = ("count_",)  # question types whose answer a mirror image leaves unchanged
+MIRROR_SAFE = ("count_",)  # question types whose answer a mirror image (or new colours) leaves unchanged
+
+
+def _view_keeps_target(s: Sample) -> bool:
+    """Whether a mirror or new colours leave `s`'s target true: detection (boxes move with the
+    image) and counting; not a question that names a side or a kart."""
+    return s.task == "detect" or (s.qtype or "").startswith(MIRROR_SAFE)
 
 
 def augment(s: Sample, mode: Mode, rng: random.Random, crop: float = 0.5) -> Sample:
     """A random view of `s` (the input is not changed); `s` itself with mode "none"."""
     from PIL import ImageOps
 
-    if mode == "none" or not (s.task == "detect" or (s.qtype or "").startswith(MIRROR_SAFE)):
+    if mode == "none" or not _view_keeps_target(s):
         return s
     if s.task == "detect" and mode == "crop_flip" and crop > 0:
         s = random_crop(s, rng, crop)
@@ -48,7 +54,7 @@ def colour_jitter(s: Sample, rng: random.Random, strength: float) -> Sample:
     import numpy as np
     from PIL import Image, ImageEnhance
 
-    if strength <= 0 or not (s.task == "detect" or (s.qtype or "").startswith(MIRROR_SAFE)):
+    if strength <= 0 or not _view_keeps_target(s):
         return s
     image = s.load_image().convert("RGB")
     for enhance, span in ((ImageEnhance.Brightness, 0.4), (ImageEnhance.Contrast, 0.4), (ImageEnhance.Color, 0.8)):
