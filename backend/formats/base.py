@@ -183,8 +183,13 @@ class DirSource(Source):
                         skipped.append(prefix + f)  # a symlink out of the root: not part of the import
                         continue
                     out.append(prefix + f)
-            self._names, self.skipped_links = sorted(out), tuple(sorted(skipped))
+            self._names, self._skipped = sorted(out), tuple(sorted(skipped))
         return self._names
+
+    @property
+    def skipped_links(self) -> tuple[str, ...]:  # listed with names(), whichever a reader asked first
+        self.names()
+        return self._skipped
 
     def read(self, name: str) -> bytes:
         if name in self:  # listed by names(): already checked to stay inside the root

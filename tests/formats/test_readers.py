@@ -183,6 +183,7 @@ def test_a_folder_of_linked_folders_says_its_links_were_not_followed(tmp_path):
     the error says so instead of only "no file found"."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "lighthouse").symlink_to(SHARED_STK / "lighthouse", target_is_directory=True)
+    assert DirSource(tmp_path / "data").skipped_links == ("lighthouse",)  # before names() was asked
     src = DirSource(tmp_path / "data")
     assert src.names() == [] and src.skipped_links == ("lighthouse",)
     with pytest.raises(InvalidInput) as e:
