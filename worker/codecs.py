@@ -1,8 +1,8 @@
 """Pure text codecs: pixel boxes <-> each family's native box syntax. No torch, no transformers.
 
-Every `decode_*` returns `Span`s (label, pixel box, character span in the text) so inference can
-score a box from the tokens that produced it, and never raises: text that does not parse is
-skipped, repeated boxes are dropped, unknown labels are kept with known=False.
+Every `decode_*` returns `Span`s (label, pixel box, character spans of the box's text and of its
+coordinates) so inference can score a box from the tokens that produced it, and never raises: text
+that does not parse is skipped, repeated boxes are dropped, unknown labels are kept with known=False.
 """
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ class Span:
     box: Box
     start: int  # character span of this box's text in the decoded string
     end: int
+    coords: tuple[int, int]  # character span of its coordinates (first number's start, last one's end)
+
+    def scored(self, coords_only: bool) -> tuple[int, int]:
+        """The characters whose tokens score the box (worker.inference): its coordinates, or its whole text."""
+        return self.coords if coords_only else (self.start, self.end)
 
 
 def norm_label(label: str) -> str:
@@ -40,13 +45,18 @@ def _match_label(label: str, canon: dict[str, str]) -> str:
     return max(ends, key=len) if ends else key
 
 
-def _finish(raw: list[tuple[str, tuple[float, float, float, float], int, int]],
+def _coords(m: re.Match, first: int, last: int, offset: int = 0) -> tuple[int, int]:
+    """Character span of groups first..last of `m` (the coordinates), shifted by `offset`."""
+    return offset + m.start(first), offset + m.end(last)
+
+
+def _finish(raw: list[tuple[str, tuple[float, float, float, float], int, int, tuple[int, int]]],
             classes: list[str], width: int, height: int) -> list[Span]:
     """Clamp into the image, order corners, match labels to classes, de-duplicate."""
     canon = {norm_label(c): c for c in classes}
     seen: set = set()
     out: list[Span] = []
-    for label, (x1, y1, x2, y2), start, end in raw:
+    for label, (x1, y1, x2, y2), start, end, coords in raw:
         if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
             continue
         x1, x2 = sorted((min(max(x1, 0.0), width), min(max(x2, 0.0), width)))
@@ -60,7 +70,7 @@ def _finish(raw: list[tuple[str, tuple[float, float, float, float], int, int]],
         if key in seen:  # PaliGemma likes to repeat the same box until max_new_tokens
             continue
         seen.add(key)
-        out.append(Span(Box(name, x1, y1, x2, y2, known=known), start, end))
+        out.append(Span(Box(name, x1, y1, x2, y2, known=known), start, end, coords))
     return out
 
 
@@ -106,7 +116,8 @@ def decode_paligemma(text: str, width: int, height: int, classes: list[str]) -> 
     for m in _PG.finditer(text or ""):
         y1, x1, y2, x2 = (min(int(g), 1023) for g in m.groups()[:4])
         raw.append((m.group(5), (bin_center(x1, width), bin_center(y1, height),
-                                 bin_center(x2, width), bin_center(y2, height)), m.start(), m.end()))
+                                 bin_center(x2, width), bin_center(y2, height)), m.start(), m.end(),
+                    _coords(m, 1, 4)))
     return _finish(raw, classes, width, height)
 
 
@@ -148,7 +159,7 @@ def decode_qwen2(text: str, width: int, height: int, classes: list[str]) -> list
         last_label = label
         x1, y1, x2, y2 = (float(g) for g in m.groups()[1:])
         raw.append((label, (x1 / 1000 * width, y1 / 1000 * height, x2 / 1000 * width,
-                            y2 / 1000 * height), m.start(), m.end()))
+                            y2 / 1000 * height), m.start(), m.end(), _coords(m, 2, 5)))
     return _finish(raw, classes, width, height)
 
 
@@ -221,7 +232,7 @@ def decode_qwen25(text: str, width: int, height: int, classes: list[str],
             label = lab.group(1)
         x1, y1, x2, y2 = (float(g) for g in b.groups())
         raw.append((label, (x1 * width / rw, y1 * height / rh, x2 * width / rw, y2 * height / rh),
-                    m.start(), m.end()))
+                    m.start(), m.end(), _coords(b, 1, 4, m.start())))
     return _finish(raw, classes, width, height)
 
 
@@ -247,7 +258,7 @@ def decode_plain(text: str, width: int, height: int, classes: list[str]) -> list
         label = m.group(1).strip(" \t,:.-")
         x1, y1, x2, y2 = (float(g) for g in m.groups()[1:])
         raw.append((label, (x1 / 1000 * width, y1 / 1000 * height, x2 / 1000 * width,
-                            y2 / 1000 * height), m.start(), m.end()))
+                            y2 / 1000 * height), m.start(), m.end(), _coords(m, 2, 5)))
     return _finish(raw, classes, width, height)
 
 

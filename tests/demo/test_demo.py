@@ -169,7 +169,7 @@ def test_full_demo_sees_karts_on_tracks_it_has_never_seen(full_demo):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="not reached yet by the 1 M-parameter CPU model (measured: AP50 0.617 vs the location "
+@pytest.mark.xfail(reason="not reached yet by the 1 M-parameter CPU model (measured: AP50 0.630 vs the location "
                           "prior's 0.584 + 0.10; distinct boxes 0.50; spatial 0.448 < the majority answer's 0.603 over all 58 "
                           "questions); "
                           "see the README's demo section", strict=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -25,6 +26,25 @@ def image_and_boxes(draw):
         ys = sorted(draw(st.one_of(st.sampled_from([0.0, float(h)]), st.floats(0, h))) for _ in range(2))
         boxes.append(Box(draw(st.sampled_from(CLASSES)), xs[0], ys[0], xs[1], ys[1]))
     return w, h, boxes
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+@settings(max_examples=50, deadline=None)
+@given(data=image_and_boxes())
+def test_span_coords_cover_the_four_numbers_and_no_label(name, data):
+    """A span's `coords` (what a one-class prompt's box score is read from) hold its four numbers
+    and nothing of its label, inside the box's own text."""
+    w, h, boxes = data
+    fam = get_family(name)
+    text = fam.encode_boxes(boxes, w, h)
+    spans = fam.decode_spans(text, w, h, CLASSES)
+    assert spans
+    for sp in spans:
+        c0, c1 = sp.coords
+        assert sp.start <= c0 < c1 <= sp.end
+        inner = text[c0:c1]
+        assert len(re.findall(r"\d+", inner)) == 4 and inner[0].isdigit() and inner[-1].isdigit(), inner
+        assert not any(c in inner for c in CLASSES), inner
 
 
 def bin_size(family, w, h):

@@ -1,6 +1,7 @@
 """Batched scored inference on tiny models that first memorise three images (so they emit boxes)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -71,10 +72,13 @@ def test_scored_boxes_and_batched_equals_single(name, trained):
         assert [x.score for x in a.boxes] == pytest.approx([x.score for x in b.boxes], rel=1e-3)
 
 
-def test_score_is_probability_of_the_box_tokens(trained):
-    """Recompute a box's score by teacher forcing the generated tokens: same number."""
+@pytest.mark.parametrize("classes", [CLASSES, ["kart"]], ids=["two classes", "one class"])
+def test_score_is_probability_of_the_box_tokens(trained, classes):
+    """Recompute a box's score by teacher forcing the generated tokens: same number. Over the box's
+    whole text when the prompt asks for two classes (the label is a decision), over its coordinates
+    when it asks for one."""
     fam, model, proc = trained("paligemma")
-    s = data()[0]
+    s = dataclasses.replace(data()[0], classes=classes)
     (pred,) = predict(model, proc, fam, [s], max_new_tokens=60)
     batch = fam.build_batch(proc, [s], train=False)
     gen = proc.tokenizer(pred.text, add_special_tokens=False, return_tensors="pt")["input_ids"]
@@ -87,9 +91,12 @@ def test_score_is_probability_of_the_box_tokens(trained):
     lps = torch.log_softmax(logits.float(), -1).gather(-1, gen[0, :, None])[:, 0].tolist()
     text, ends = token_char_ends(proc.tokenizer, gen[0].tolist())
     assert text == pred.text
-    spans = fam.decode_spans(text, 96, 64, CLASSES)
-    assert [round(span_score(lps, ends, sp.start, sp.end), 4) for sp in spans] == \
+    spans = fam.decode_spans(text, 96, 64, classes)
+    assert spans, text
+    assert [round(span_score(lps, ends, *sp.scored(len(classes) == 1)), 4) for sp in spans] == \
         [round(b.score, 4) for b in pred.boxes]
+    whole = [round(span_score(lps, ends, sp.start, sp.end), 4) for sp in spans]
+    assert (whole == [round(b.score, 4) for b in pred.boxes]) == (len(classes) > 1)
 
 
 def test_span_score_uses_overlapping_tokens_only():
