@@ -6,9 +6,9 @@ constant 1. Which span: its coordinates when the prompt asked for one class (the
 decision, and its spelling can carry another one: the demo's tokenizer writes " kart" as one token
 before the end and as three before " ;", so its probability was P(another box follows); measured
 on the demo's held-out tracks, AP50 0.409 -> 0.531 for the pretrained base), else the box's whole
-text, the label's tokens being the class confidence. Only the chosen token's log-probability is kept per step (a logits
-processor records it): `output_logits=True` would hold every step's batch x vocabulary logits
-(150k-257k floats per row per step) until generation ends.
+text, the label's tokens being the class confidence. Only the chosen token's log-probability is
+kept per step (a logits processor records it): `output_logits=True` would hold every step's batch x
+vocabulary logits (150k-257k floats per row per step) until generation ends.
 
 Decoding is greedy whatever the checkpoint's generation_config.json says: GREEDY overrides every
 option that changes the scores (Qwen2.5-VL-Instruct ships repetition_penalty=1.05, which bends
