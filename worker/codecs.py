@@ -1,7 +1,7 @@
 """Pure text codecs: pixel boxes <-> each family's native box syntax. No torch, no transformers.
 
-Every `decode_*` returns `Span`s (label, pixel box, character spans of the box's text and of its
-coordinates) so inference can score a box from the tokens that produced it, and never raises: text
+Every `decode_*` returns `Span`s (label, pixel box, character span in the text, and the characters
+that score it) so inference can score a box from the tokens that produced it, and never raises: text
 that does not parse is skipped, repeated boxes are dropped, unknown labels are kept with known=False.
 """
 from __future__ import annotations
@@ -21,11 +21,9 @@ class Span:
     box: Box
     start: int  # character span of this box's text in the decoded string
     end: int
-    coords: tuple[int, int]  # character span of its coordinates (first number's start, last one's end)
-
-    def scored(self, coords_only: bool) -> tuple[int, int]:
-        """The characters whose tokens score the box (worker.inference): its coordinates, or its whole text."""
-        return self.coords if coords_only else (self.start, self.end)
+    # The characters whose tokens score the box (worker.inference): its coordinates (first number's
+    # start, last one's end) when one class was asked, as the label is then no decision; else its whole text.
+    scored: tuple[int, int]
 
 
 def norm_label(label: str) -> str:
@@ -54,6 +52,7 @@ def _finish(raw: list[tuple[str, tuple[float, float, float, float], int, int, tu
             classes: list[str], width: int, height: int) -> list[Span]:
     """Clamp into the image, order corners, match labels to classes, de-duplicate."""
     canon = {norm_label(c): c for c in classes}
+    one_class = len(canon) == 1
     seen: set = set()
     out: list[Span] = []
     for label, (x1, y1, x2, y2), start, end, coords in raw:
@@ -70,7 +69,8 @@ def _finish(raw: list[tuple[str, tuple[float, float, float, float], int, int, tu
         if key in seen:  # PaliGemma likes to repeat the same box until max_new_tokens
             continue
         seen.add(key)
-        out.append(Span(Box(name, x1, y1, x2, y2, known=known), start, end, coords))
+        scored = coords if one_class else (start, end)
+        out.append(Span(Box(name, x1, y1, x2, y2, known=known), start, end, scored))
     return out
 
 

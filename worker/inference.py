@@ -2,13 +2,14 @@
 
 A box's score is the geometric mean of the probabilities of the tokens that produced it (exp of the
 mean log-probability over the tokens overlapping a character span). So AP can rank boxes; no
-constant 1. Which span: its coordinates when the prompt asked for one class (the label is then no
-decision, and its spelling can carry another one: the demo's tokenizer writes " kart" as one token
-before the end and as three before " ;", so its probability was P(another box follows); measured
-on the demo's held-out tracks, AP50 0.409 -> 0.531 for the pretrained base), else the box's whole
-text, the label's tokens being the class confidence. Only the chosen token's log-probability is
-kept per step (a logits processor records it): `output_logits=True` would hold every step's batch x
-vocabulary logits (150k-257k floats per row per step) until generation ends.
+constant 1. Which span (`Span.scored`, worker.codecs): its coordinates when the prompt asked for one
+class (the label is then no decision, and its spelling can carry another one: the demo's tokenizer
+writes " kart" as one token before the end and as three before " ;", so its probability was
+P(another box follows); measured on the demo's held-out tracks, AP50 0.409 -> 0.531 for the
+pretrained base), else the box's whole text, the label's tokens being the class confidence. Only
+the chosen token's log-probability is kept per step (a logits processor records it):
+`output_logits=True` would hold every step's batch x vocabulary logits (150k-257k floats per row
+per step) until generation ends.
 
 Decoding is greedy whatever the checkpoint's generation_config.json says: GREEDY overrides every
 option that changes the scores (Qwen2.5-VL-Instruct ships repetition_penalty=1.05, which bends
@@ -23,7 +24,6 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from worker.codecs import norm_label
 from worker.families.base import Family, load_images
 from worker.types import BadImage, Prediction, Sample
 
@@ -137,8 +137,7 @@ def predict(model, processor, family: Family, samples: list[Sample], *, batch_si
             pred = Prediction(image_id=s.image_id, task=s.task, text=text)
             if s.task == "detect":
                 w, h = image_size(s)
-                one_class = len({norm_label(c) for c in s.classes}) == 1
-                pred.boxes = [replace(sp.box, score=span_score(lps, ends, *sp.scored(one_class)))
+                pred.boxes = [replace(sp.box, score=span_score(lps, ends, *sp.scored))
                               for sp in _spans(family, text, w, h, s.classes)]
             else:
                 pred.answer = text.strip()

@@ -31,20 +31,22 @@ def image_and_boxes(draw):
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 @settings(max_examples=50, deadline=None)
 @given(data=image_and_boxes())
-def test_span_coords_cover_the_four_numbers_and_no_label(name, data):
-    """A span's `coords` (what a one-class prompt's box score is read from) hold its four numbers
-    and nothing of its label, inside the box's own text."""
+def test_span_scored_is_the_four_numbers_for_one_class_and_the_whole_box_for_more(name, data):
+    """What a box's score is read from: with one class asked, its four numbers and nothing of its
+    label, inside the box's own text; with more, the box's whole text (the label is a decision)."""
     w, h, boxes = data
     fam = get_family(name)
     text = fam.encode_boxes(boxes, w, h)
-    spans = fam.decode_spans(text, w, h, CLASSES)
+    spans = fam.decode_spans(text, w, h, CLASSES[:1])
     assert spans
     for sp in spans:
-        c0, c1 = sp.coords
+        c0, c1 = sp.scored
         assert sp.start <= c0 < c1 <= sp.end
         inner = text[c0:c1]
         assert len(re.findall(r"\d+", inner)) == 4 and inner[0].isdigit() and inner[-1].isdigit(), inner
         assert not any(c in inner for c in CLASSES), inner
+    spans = fam.decode_spans(text, w, h, CLASSES)
+    assert spans and all(sp.scored == (sp.start, sp.end) for sp in spans)
 
 
 def bin_size(family, w, h):

@@ -93,7 +93,7 @@ def test_score_is_probability_of_the_box_tokens(trained, classes):
     assert text == pred.text
     spans = fam.decode_spans(text, 96, 64, classes)
     assert spans, text
-    assert [round(span_score(lps, ends, *sp.scored(len(classes) == 1)), 4) for sp in spans] == \
+    assert [round(span_score(lps, ends, *sp.scored), 4) for sp in spans] == \
         [round(b.score, 4) for b in pred.boxes]
     whole = [round(span_score(lps, ends, sp.start, sp.end), 4) for sp in spans]
     assert (whole == [round(b.score, 4) for b in pred.boxes]) == (len(classes) > 1)
