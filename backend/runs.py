@@ -125,6 +125,11 @@ class RunConfig(_TrainKnobs):
     eval_batch_size: int = Field(8, ge=1, le=1024)
     max_eval_images: int | None = Field(None, ge=1)
     eval_qa_per_image: int = Field(4, ge=0)
+    # An adapter's boxes (after phase, evaluate / predict with an adapter) pooled with its base's on
+    # the same images, non-maximum suppression at IoU 0.5 (worker/pooling.py): keeps objects a short
+    # fine-tune forgot, at the base's precision; one more detection pass. The run's metrics keep the
+    # adapter's own numbers beside the pooled ones (after.adapter_alone).
+    pool_base_boxes: bool = False
     # evaluate / predict
     adapter_run_id: Id | None = None  # ids within the column range: an oversized one is a 422, not a driver error
     image_ids: list[Id] | None = None

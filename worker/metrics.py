@@ -98,7 +98,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=4096)  # labels repeat: 100k boxes share a handful of names
 
 
-def _score(b: Box) -> float:
+def box_score(b: Box) -> float:
+    """A box's score for ranking; a box without one (ground truth, a human's) counts as certain."""
     return 1.0 if b.score is None else float(b.score)
 
 
@@ -152,7 +153,7 @@ def coco_dicts(truths: list[ImageTruth], preds: dict, cats: dict[str, int]) -> t
             xywh = _xywh(b)
             dets.append({"id": len(dets) + 1, "image_id": img_id,
                          "category_id": cats.get(normalize_label(b.label), cats[UNKNOWN]),
-                         "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0, "score": _score(b)})
+                         "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0, "score": box_score(b)})
     categories = [{"id": i, "name": n} for n, i in cats.items()]
     return {"images": images, "annotations": anns, "categories": categories}, dets
 
@@ -239,7 +240,7 @@ def match_image(gt: Sequence[Box], pred: Sequence[Box], iou_thr: float = IOU_THR
 
     Returns tp, fp, fn, wrong_label, tp_ious [(label, IoU)], fp_labels and fn_labels (for the aggregates)."""
     g_lab = np.array([normalize_label(b.label) for b in gt], dtype=object)
-    order = sorted(range(len(pred)), key=lambda i: -_score(pred[i]))  # stable: ties keep input order
+    order = sorted(range(len(pred)), key=lambda i: -box_score(pred[i]))  # stable: ties keep input order
     p_sorted = [pred[i] for i in order]
     p_lab = [normalize_label(b.label) for b in p_sorted]
     ious = iou_matrix(boxes_array(p_sorted), boxes_array(gt))  # (P, G)

@@ -282,8 +282,14 @@ class Executor:
         det_preds = preds[: len(det)]
         if det:
             truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
+            alone = None
+            if phase == "after" and self.cfg.pool_base_boxes:
+                alone = detection_metrics(truths, det_preds, classes=self.labels)
+                det_preds = self.pool_base(model, processor, family, det_preds, det, budget)
             out = detection_metrics(truths, det_preds, classes=self.labels)
             per_image = out.pop("per_image")
+            if alone is not None:  # what the adapter scores on its own, beside the pooled numbers
+                out["adapter_alone"] = {k: alone.get(k) for _, k in TABLE_METRICS}
             for p in det_preds:
                 rows += _box_rows(self.run_id, phase, p)
         if vqa:
@@ -310,6 +316,22 @@ class Executor:
             self.tail.append(log_line(f"{phase}: {summary(out)}"))
             self.write(s, metrics=self.metrics, progress=hi)
         return out
+
+    def pool_base(self, model, processor, family, preds: list, det: list[Sample], budget: int) -> list:
+        """`pool_base_boxes`: the adapter's boxes pooled with its base's on the same images
+        (worker/pooling.py); the base is the same model with the adapter switched off."""
+        from worker.inference import predict
+        from worker.pooling import pool
+
+        def cancel(done: int, total: int) -> None:
+            if self.should_cancel():
+                raise Cancelled
+
+        self.say(f"pool_base_boxes: the base's boxes on the same {len(det)} images, pooled with the adapter's")
+        with model.disable_adapter():
+            base = predict(model, processor, family, det, batch_size=self.cfg.eval_batch_size, max_new_tokens=budget,
+                           progress=cancel)
+        return pool(preds, base)
 
     def max_new_tokens(self, family, processor, samples: list[Sample], sizes: list[tuple[int, int]],
                        min_objects: int = 0) -> int:
@@ -511,6 +533,8 @@ class Executor:
         budget = self.max_new_tokens(family, processor, samples, [image_size(s) for s in samples], most)
         preds = predict(model, processor, family, samples, batch_size=self.cfg.eval_batch_size,
                         max_new_tokens=budget, progress=progress)
+        if self.cfg.adapter_run_id is not None and self.cfg.pool_base_boxes:
+            preds = self.pool_base(model, processor, family, preds, samples, budget)
         rows = [r for p in preds for r in _box_rows(self.run_id, "predict", p)]
         n_boxes = sum(len(p.boxes) for p in preds)
         with self.sm() as s:
@@ -546,20 +570,22 @@ TABLE_METRICS = [("mAP", "map"), ("AP50", "ap50"), ("AP75", "ap75"), ("precision
 
 
 def _row(name: str, b: float | None, a: float | None, prior: float | None = None,
-         majority: float | None = None) -> dict:
+         majority: float | None = None, alone: float | None = None) -> dict:
     delta = a - b if a is not None and b is not None else None
     pct = delta / abs(b) * 100 if delta is not None and b else None
     return {"metric": name, "pretrained": b, "finetuned": a, "delta": delta, "delta_pct": pct, "prior": prior,
-            "majority": majority}
+            "majority": majority, "adapter_alone": alone}
 
 
 def table(before: dict | None, after: dict | None, prior: dict | None = None,
           majority: dict | None = None) -> list[dict]:
     """Seed 000's table: metric, pretrained, finetuned, Δ absolute, Δ % (None where undefined),
     plus the two no-model baselines: `prior`, the location prior's value of the detection metrics,
-    and `majority`, the majority-answer accuracy of the VQA rows (None elsewhere)."""
+    and `majority`, the majority-answer accuracy of the VQA rows (None elsewhere); and
+    `adapter_alone`, the adapter's own detection metrics when `finetuned` pools the base's boxes."""
     b, a, p, mj = before or {}, after or {}, prior or {}, majority or {}
-    rows = [_row(n, b.get(k), a.get(k), p.get(k)) for n, k in TABLE_METRICS if k in b or k in a]
+    alone = a.get("adapter_alone") or {}
+    rows = [_row(n, b.get(k), a.get(k), p.get(k), alone=alone.get(k)) for n, k in TABLE_METRICS if k in b or k in a]
     bv, av = b.get("vqa") or {}, a.get("vqa") or {}
     if bv or av:
         rows.append(_row("VQA accuracy", bv.get("accuracy"), av.get("accuracy"), majority=mj.get("accuracy")))

@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -94,6 +95,20 @@ def test_demo_quick_end_to_end(tmp_path):
     majority = {r["metric"]: r["majority"] for r in res.table if r["metric"].startswith("VQA accuracy: ")}
     assert majority and set(majority) <= {"VQA accuracy: counting", "VQA accuracy: spatial"}
     assert None not in majority.values()
+    # pool_base_boxes: the after boxes are the adapter's pooled with the base's (the before phase's
+    # boxes, the same model with the adapter off): every base box is kept or lies under a kept box of
+    # at least its score; the adapter's own numbers stay beside the pooled ones
+    assert view["config"]["pool_base_boxes"] is True
+    alone = view["metrics"]["after"]["adapter_alone"]
+    assert {"ap50", "map", "f1", "distinct_boxes"} <= set(alone)
+    row = {r["metric"]: r for r in res.table}["AP50"]
+    assert row["adapter_alone"] == alone["ap50"] and "adapter alone" in text
+    before, after = _boxes(settings, res.run_id, "before"), _boxes(settings, res.run_id, "after")
+    assert sum(map(len, before.values())) > 0  # the shipped base draws boxes: the check is not empty
+    for image_id, boxes in before.items():
+        for b in boxes:
+            kept = after.get(image_id, [])
+            assert b in kept or any(_iou(k, b) >= 0.5 and k[4] >= b[4] for k in kept), (image_id, b, kept)
 
 
 def test_demo_on_a_synthetic_folder_via_cli(tmp_path, monkeypatch):
@@ -119,6 +134,26 @@ def test_demo_on_a_synthetic_folder_via_cli(tmp_path, monkeypatch):
         assert "AP50" in r.output and "pre-trained on real SuperTuxKart frames" in r.output and ": succeeded" in r.output
     finally:
         get_settings.cache_clear()
+
+
+def _boxes(settings: Settings, run_id: int, phase: str) -> dict[int, list[tuple]]:
+    from sqlalchemy import create_engine, text as sql
+
+    eng = create_engine(settings.resolved_database_url())
+    with eng.connect() as c:
+        rows = c.execute(sql("SELECT image_id, x1, y1, x2, y2, score FROM predictions WHERE run_id = :r AND "
+                             "phase = :p AND task = 'detect' AND x1 IS NOT NULL"), {"r": run_id, "p": phase}).all()
+    eng.dispose()
+    out: dict[int, list[tuple]] = {}
+    for image_id, *box in rows:
+        out.setdefault(image_id, []).append(tuple(box))
+    return out
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    from worker.metrics import iou_matrix
+
+    return float(iou_matrix(np.array([a[:4]]), np.array([b[:4]]))[0, 0])
 
 
 def _raw_texts(settings: Settings, run_id: int, phase: str) -> dict[int, str]:

@@ -122,16 +122,25 @@ def test_evaluate_and_predict_then_accept(client, app, project, tiny_paligemma):
     ev = launch(client, project, kind="evaluate", adapter_run_id=train["id"], max_new_tokens=8).json()
     assert execute(ev["id"], settings) == "succeeded"
     m = client.get(f"/api/runs/{ev['id']}").json()["metrics"]
-    assert "after" in m and "ap50" in m["after"]
+    assert "after" in m and "ap50" in m["after"] and "adapter_alone" not in m["after"]
+    # the adapter's boxes pooled with its base's (one more detection pass, adapter off), its own numbers kept
+    ev = launch(client, project, kind="evaluate", adapter_run_id=train["id"], max_new_tokens=8,
+                pool_base_boxes=True).json()
+    assert execute(ev["id"], settings) == "succeeded"
+    v = client.get(f"/api/runs/{ev['id']}").json()
+    assert {"ap50", "f1"} <= set(v["metrics"]["after"]["adapter_alone"])
+    assert any("pool_base_boxes: the base's boxes on the same 1 images" in line for line in v["log_tail"])
     with session_scope(app.state.sessionmaker) as s:
         ids = list(s.scalars(select(Image.id).where(Image.project_id == project).order_by(Image.id)))
-    pr = launch(client, project, kind="predict", adapter_run_id=train["id"], image_ids=ids[:2], max_new_tokens=8)
+    pr = launch(client, project, kind="predict", adapter_run_id=train["id"], image_ids=ids[:2], max_new_tokens=8,
+                pool_base_boxes=True)
     assert pr.status_code == 201, pr.text
     pid = pr.json()["id"]
     assert client.post(f"/api/runs/{pid}/accept", json={"image_ids": ids[:2]}).status_code == 409  # not done yet
     assert execute(pid, settings) == "succeeded"
     items = client.get(f"/api/runs/{pid}/predictions", params={"phase": "predict"}).json()["items"]
     assert {p["image_id"] for p in items} == set(ids[:2])  # every image has its raw output stored
+    assert any("pool_base_boxes" in line for line in client.get(f"/api/runs/{pid}").json()["log_tail"])
     # The tiny random model rarely emits a well-formed box, so the drafts to accept are added here as
     # rows of this predict run (two on one image: one above, one below min_score; one unknown label).
     with session_scope(app.state.sessionmaker) as s:

@@ -52,7 +52,7 @@ export type AcceptIn = S["AcceptIn"];
 export type AcceptOut = S["AcceptOut"];
 export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 export const FINISHED: RunStatus[] = ["succeeded", "failed", "cancelled"];
-export interface TableRow { metric: string; pretrained: number | null; finetuned: number | null; delta: number | null; delta_pct: number | null; prior?: number | null; majority?: number | null }
+export interface TableRow { metric: string; pretrained: number | null; finetuned: number | null; delta: number | null; delta_pct: number | null; prior?: number | null; majority?: number | null; adapter_alone?: number | null }
 export interface RunMetrics { before?: Record<string, unknown>; after?: Record<string, unknown>; table?: TableRow[]; [k: string]: unknown }
 export interface RunSummary {
   id: number; project_id: number; kind: RunKind; status: RunStatus; phase: string | null; progress: number; step: number;

@@ -26,6 +26,13 @@ describe("launch form -> run config", () => {
     const p = buildRequest({ ...DEFAULT_FORM, kind: "predict", base_model: "org/model", adapter_run_id: "7" });
     expect(p.config).toEqual({ family: "paligemma", base_model: "org/model", adapter_run_id: 7, image_status: "unlabeled" });
   });
+  it("pooling the base's boxes is sent only when on, and only where an adapter is evaluated or predicts", () => {
+    expect(buildRequest(DEFAULT_FORM).config).not.toHaveProperty("pool_base_boxes");
+    const on = { ...DEFAULT_FORM, pool_base_boxes: true };
+    expect(buildRequest(on).config).toMatchObject({ pool_base_boxes: true });
+    expect(buildRequest({ ...on, kind: "predict", adapter_run_id: "7" }).config).toMatchObject({ pool_base_boxes: true });
+    expect(buildRequest({ ...on, kind: "evaluate", base_model: "org/m" }).config).not.toHaveProperty("pool_base_boxes");
+  });
   it("target modules", () => {
     expect(targetModules("all-linear")).toBe("all-linear");
     expect(targetModules("q_proj,,k_proj ")).toEqual(["q_proj", "k_proj"]);

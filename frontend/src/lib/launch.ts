@@ -16,7 +16,7 @@ export interface LaunchForm {
   train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: string;
   adapter_run_id: string; image_status: string; train_status: string;
   gradient_checkpointing: "auto" | "on" | "off"; max_pixels: string; augment: "none" | "flip" | "crop_flip";
-  loc_sigma: number; object_order: "shuffle" | "largest_first" | "as_given";
+  loc_sigma: number; object_order: "shuffle" | "largest_first" | "as_given"; pool_base_boxes: boolean;
 }
 
 /** The defaults are RunConfig's (backend/runs.py), so an untouched form trains like the API would. */
@@ -27,7 +27,7 @@ export const DEFAULT_FORM: LaunchForm = {
   freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
   leak_key: "race_id", max_eval_images: "", max_new_tokens: "auto", adapter_run_id: "", image_status: "unlabeled",
   train_status: "not_rejected", gradient_checkpointing: "auto", max_pixels: String(1280 * 28 * 28), augment: "none",
-  loc_sigma: 0, object_order: "shuffle",
+  loc_sigma: 0, object_order: "shuffle", pool_base_boxes: false,
 };
 
 /** The form after picking catalogue model `m`: its id and family, and the run settings it was
@@ -96,6 +96,8 @@ export function buildRequest(f: LaunchForm): RunCreate {
     if (!c.base_model) { delete c.base_model; delete c.family; }
   }
   if (f.kind === "predict") c.image_status = f.image_status;
+  // an adapter's boxes pooled with its base's: sent only when on (the API's default is off)
+  if (f.pool_base_boxes && (f.kind === "train" || c.adapter_run_id !== undefined)) c.pool_base_boxes = true;
   return { kind: f.kind, config: c, dry_run: false };
 }
 

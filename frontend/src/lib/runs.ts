@@ -29,9 +29,10 @@ export function trend(delta: number | null | undefined, eps = 1e-9): "up" | "dow
 
 /** Whether a table has location-prior values (worker/runner.py `location_prior`), and how the
  *  fine-tuned value stands against the prior: "above" / "below" / "" (no prior or no value). */
-/** The no-model baselines of a table row: the location prior (detection metrics) and the
- *  majority answer (VQA accuracy). */
-export type Baseline = "prior" | "majority";
+/** The columns beside a table row's fine-tuned value: the no-model baselines, the location prior
+ *  (detection metrics) and the majority answer (VQA accuracy), and the adapter's own detection
+ *  metrics when the run pools the base's boxes (pool_base_boxes). */
+export type Baseline = "prior" | "majority" | "adapter_alone";
 export function hasBaseline(rows: TableRow[] = [], key: Baseline = "prior"): boolean {
   return rows.some((r) => r[key] != null);
 }

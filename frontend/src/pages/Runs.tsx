@@ -273,6 +273,11 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
           {(p) => <select {...p} {...text("image_status")}><option>unlabeled</option><option>in_review</option><option>accepted</option><option>rejected</option></select>}
         </Field>
       )}
+      {(train || f.adapter_run_id !== "") && (
+        <label className="inline" title="The adapter's boxes and the base model's on the same images, non-maximum suppression at IoU 0.5: keeps objects a short fine-tune forgot, at the base's precision; one more detection pass. The evaluation shows the adapter alone beside it.">
+          <input {...check("pool_base_boxes")} /> Pool the base model's boxes with the adapter's
+        </label>
+      )}
       {train && estimate && (
         <p role="status" className={estimate.fits === false ? "error" : "muted"} data-testid="estimate">
           {"pending" in estimate ? "estimating the peak GPU memory…" : "error" in estimate && estimate.error !== undefined ? `memory estimate: ${estimate.error}` : estimateText(estimate as Estimate)}
