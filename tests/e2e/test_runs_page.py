@@ -92,6 +92,7 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     page.get_by_label("Learning rate").fill("0.001")
     page.get_by_label("Max new tokens").fill("12")
     page.get_by_label("Soft box targets (PaliGemma)").fill("6")  # soft location targets, sigma 6 bins
+    page.get_by_label("Pool the base's boxes with the adapter's").check()
     for fam in ("identity", "spatial", "race", "region", "detection"):
         page.get_by_label(fam, exact=True).uncheck()
     # the live pre-flight memory estimate (a dry run) of what the form would launch
@@ -106,7 +107,7 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     assert run["kind"] == "train" and run["config"]["base_model"] == str(tiny_paligemma)
     assert run["config"]["max_steps"] == 4 and run["config"]["qa_families"] == ["counting"]
     assert run["config"]["max_new_tokens"] == 12 and run["config"]["method"] == "lora"
-    assert run["config"]["loc_sigma"] == 6
+    assert run["config"]["loc_sigma"] == 6 and run["config"]["pool_base_boxes"] is True
 
     # Live: the page follows the run (event stream) until it succeeds; progress and chart move.
     status = page.get_by_test_id("run-status")
@@ -152,6 +153,10 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
             expect(row.get_by_role("cell").nth(5)).to_have_text(f"{r['prior']:.3f}")
     if any(r.get("prior") is not None for r in table):
         expect(overall.get_by_role("columnheader", name="Location prior")).to_be_visible()
+    # pooled boxes: the adapter's own numbers in their own column
+    ap50 = next(r for r in table if r["metric"] == "AP50")
+    assert ap50["adapter_alone"] == final["metrics"]["after"]["adapter_alone"]["ap50"] is not None
+    expect(overall.get_by_role("columnheader", name="Adapter alone")).to_be_visible()
     expect(page.get_by_role("table", name="Per-class AP and IoU")).to_contain_text("kart")
     expect(page.get_by_role("table", name="VQA accuracy per question type")).to_contain_text("counting")
     assert_accessible(page)

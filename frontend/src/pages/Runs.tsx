@@ -274,9 +274,12 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
         </Field>
       )}
       {(train || f.adapter_run_id !== "") && (
-        <label className="inline" title="The adapter's boxes and the base model's on the same images, non-maximum suppression at IoU 0.5: keeps objects a short fine-tune forgot, at the base's precision; one more detection pass. The evaluation shows the adapter alone beside it.">
-          <input {...check("pool_base_boxes")} /> Pool the base model's boxes with the adapter's
-        </label>
+        <div className="row">
+          <label className="inline"><input {...check("pool_base_boxes")} /> Pool the base's boxes with the adapter's</label>
+          <small className="muted">the adapter's boxes and the base model's on the same images, one per object (IoU 0.5):
+            keeps objects a short fine-tune forgot, at the base's precision; one more detection pass; the evaluation shows
+            the adapter alone beside it</small>
+        </div>
       )}
       {train && estimate && (
         <p role="status" className={estimate.fits === false ? "error" : "muted"} data-testid="estimate">
