@@ -80,6 +80,12 @@ class DemoResult:
         """The run's location prior (worker.runner's metrics["prior"]); {} without one."""
         return self.metrics.get("prior") or {}
 
+    @property
+    def pooled(self) -> bool:
+        """The fine-tuned boxes are pooled with the base's (pool_base_boxes): the table also holds
+        the adapter's own numbers."""
+        return any(r.get("adapter_alone") is not None for r in self.table)
+
 
 def _split(session, pid: int, fmt: str, data: Path | None, log) -> tuple[dict, str]:
     """Hold out whole tracks (the shipped frames: two named tracks; other data with a `track`
@@ -325,8 +331,8 @@ def _num(v: float | None) -> str:
 
 
 def format_targets(res: DemoResult) -> str:
-    pooled = any(r.get("adapter_alone") is not None for r in res.table)
-    lines = [f"Targets on the held-out split (fine-tuned model{', its boxes pooled with the base' + chr(39) + 's' if pooled else ''}):"]
+    what = "fine-tuned model, its boxes pooled with the base's" if res.pooled else "fine-tuned model"
+    lines = [f"Targets on the held-out split ({what}):"]
     for t in targets(res):
         lines.append(f"  [{'met' if t.met else 'NOT met'}] {t.name}: {_num(t.value)} {'>' if t.strict else '>='} "
                      f"{_num(t.bar)} ({t.rule})")
@@ -342,15 +348,14 @@ def format_table(res: DemoResult) -> str:
                                             if r["metric"] in KEY_ROWS else 0))
 
     f = _num
-    alone = any(r.get("adapter_alone") is not None for r in rows)  # pool_base_boxes: the adapter on its own too
     lines = [f"{'metric':<32} {'pretrained':>10} {'finetuned':>10} {'delta':>8} {'delta %':>8}"
-             + (f" {'adapter alone':>14}" if alone else "")]
+             + (f" {'adapter alone':>14}" if res.pooled else "")]
     for r in rows:
         pct = r.get("delta_pct")
         lines.append(f"{r['metric']:<32} {f(r.get('pretrained')):>10} {f(r.get('finetuned')):>10} "
                      f"{f(r.get('delta')):>8} {('-' if pct is None else f'{pct:+.0f}%'):>8}"
-                     + (f" {f(r.get('adapter_alone')):>14}" if alone else ""))
-    if alone:
+                     + (f" {f(r.get('adapter_alone')):>14}" if res.pooled else ""))
+    if res.pooled:
         lines.append("finetuned: the adapter's boxes pooled with the base's (pool_base_boxes, non-maximum suppression "
                      "at IoU 0.5); adapter alone: its own boxes; answers are the adapter's.")
     if res.prior:
