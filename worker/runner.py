@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 from collections import defaultdict, deque
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -255,20 +256,23 @@ class Executor:
 
         lo, hi = PHASE_SPAN[phase]
         samples = det + vqa
+        pooled = phase == "after" and self.cfg.pool_base_boxes and bool(det)
+        work = len(samples) + (len(det) if pooled else 0)  # the pool decodes the images once more
 
         t_eval = time.monotonic()
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, offset: int = 0) -> None:
             if self.should_cancel():
                 raise Cancelled
+            done += offset
             if time.monotonic() - self._last_write > 0.5:
-                # ETA from this phase's measured samples/s (and, before training, the same again after it)
+                # ETA from this phase's measured samples/s (and, before training, the after phase's work)
                 rate = done / max(time.monotonic() - t_eval, 1e-6)
                 self._eval_rate = rate if done else self._eval_rate
-                eta = (total - done) / rate if done else None
+                eta = (work - done) / rate if done else None
                 if eta is not None and phase == "before" and self.kind == RunKind.train:
-                    eta += total / rate
-                self.write(progress=lo + (hi - lo) * done / max(total, 1), eta_seconds=eta)
+                    eta += self.after_work(det, vqa) / rate
+                self.write(progress=lo + (hi - lo) * done / max(work, 1), eta_seconds=eta)
 
         sizes = {im["id"]: (im["width"], im["height"]) for im in self.snapshot["images"]}
         budget = self.max_new_tokens(family, processor, samples, [sizes[s.image_id] for s in samples])
@@ -283,9 +287,10 @@ class Executor:
         if det:
             truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
             alone = None
-            if phase == "after" and self.cfg.pool_base_boxes:
+            if pooled:
                 alone = detection_metrics(truths, det_preds, classes=self.labels)
-                det_preds = self.pool_base(model, processor, family, det_preds, det, budget)
+                det_preds = self.pool_base(model, processor, family, det_preds, det, budget,
+                                           lambda d, t: progress(d, t, offset=len(samples)))
             out = detection_metrics(truths, det_preds, classes=self.labels)
             per_image = out.pop("per_image")
             if alone is not None:  # what the adapter scores on its own, beside the pooled numbers
@@ -317,20 +322,22 @@ class Executor:
             self.write(s, metrics=self.metrics, progress=hi)
         return out
 
-    def pool_base(self, model, processor, family, preds: list, det: list[Sample], budget: int) -> list:
+    def after_work(self, det: list[Sample], vqa: list[Sample]) -> int:
+        """Samples the after phase decodes: each held-out sample, and the images again when the
+        run pools the base's boxes (for the ETA before it)."""
+        return len(det) + len(vqa) + (len(det) if self.cfg.pool_base_boxes else 0)
+
+    def pool_base(self, model, processor, family, preds: list, det: list[Sample], budget: int,
+                  progress: Callable[[int, int], None]) -> list:
         """`pool_base_boxes`: the adapter's boxes pooled with its base's on the same images
         (worker/pooling.py); the base is the same model with the adapter switched off."""
         from worker.inference import predict
         from worker.pooling import pool
 
-        def cancel(done: int, total: int) -> None:
-            if self.should_cancel():
-                raise Cancelled
-
         self.say(f"pool_base_boxes: the base's boxes on the same {len(det)} images, pooled with the adapter's")
         with model.disable_adapter():
             base = predict(model, processor, family, det, batch_size=self.cfg.eval_batch_size, max_new_tokens=budget,
-                           progress=cancel)
+                           progress=progress)
         return pool(preds, base)
 
     def max_new_tokens(self, family, processor, samples: list[Sample], sizes: list[tuple[int, int]],
@@ -437,7 +444,7 @@ class Executor:
         lo, hi = PHASE_SPAN["train"]
 
         last_line = [0.0]
-        after_s = (len(det) + len(vqa)) / self._eval_rate if self._eval_rate else 0.0  # the evaluation to come
+        after_s = self.after_work(det, vqa) / self._eval_rate if self._eval_rate else 0.0  # the evaluation to come
 
         def progress(p: Progress) -> None:
             self.history.append({"step": p.step, "loss": p.loss, "lr": p.learning_rate, "attempt": self.attempt,
@@ -520,11 +527,13 @@ class Executor:
                    for iid, sha, ext in ims]
         self.say(f"predict: {len(samples)} images", phase="predict")
 
-        def progress(done: int, total: int) -> None:
+        pooled = self.cfg.adapter_run_id is not None and self.cfg.pool_base_boxes
+
+        def progress(done: int, total: int, offset: int = 0) -> None:
             if self.should_cancel():
                 raise Cancelled
-            if time.monotonic() - self._last_write > 0.5:
-                self.write(progress=done / max(total, 1))
+            if time.monotonic() - self._last_write > 0.5:  # with the pool, each pass is half the bar
+                self.write(progress=(offset + done) / max(total * (2 if pooled else 1), 1))
 
         from worker.inference import image_size
 
@@ -533,8 +542,9 @@ class Executor:
         budget = self.max_new_tokens(family, processor, samples, [image_size(s) for s in samples], most)
         preds = predict(model, processor, family, samples, batch_size=self.cfg.eval_batch_size,
                         max_new_tokens=budget, progress=progress)
-        if self.cfg.adapter_run_id is not None and self.cfg.pool_base_boxes:
-            preds = self.pool_base(model, processor, family, preds, samples, budget)
+        if pooled:
+            preds = self.pool_base(model, processor, family, preds, samples, budget,
+                                   lambda d, t: progress(d, t, offset=t))
         rows = [r for p in preds for r in _box_rows(self.run_id, "predict", p)]
         n_boxes = sum(len(p.boxes) for p in preds)
         with self.sm() as s:
