@@ -6,6 +6,7 @@ that does not parse is skipped, repeated boxes are dropped, unknown labels are k
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -26,6 +27,7 @@ class Span:
     scored: tuple[int, int]
 
 
+@functools.lru_cache(maxsize=4096)  # labels repeat: 100k boxes share a handful of names
 def norm_label(label: str) -> str:
     """Case / whitespace normalisation used for matching decoded labels to classes."""
     return " ".join(str(label).split()).lower()

@@ -31,7 +31,6 @@ Definitions of the matching metrics (``match_metrics``; seed 002's definitions):
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import re
 import string
@@ -94,9 +93,6 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # --- inputs ------------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=4096)  # labels repeat: 100k boxes share a handful of names
-
 
 def box_score(b: Box) -> float:
     """A box's score for ranking; a box without one (ground truth, a human's) counts as certain."""
