@@ -103,6 +103,9 @@ class Executor:
         self._last_cancel_check = 0.0
         self._cancel = False
         self._eval_rate: float | None = None  # held-out samples/s measured by the last evaluation
+        # The base's detections of the before phase of this attempt: the after phase pools them
+        # (pool_base_boxes) instead of decoding the same images again with the adapter off.
+        self._base_det: list | None = None
 
     # ------------------------------------------------------------ row writes
     def write(self, session: Session | None = None, **values) -> None:
@@ -257,7 +260,7 @@ class Executor:
         lo, hi = PHASE_SPAN[phase]
         samples = det + vqa
         pooled = phase == "after" and self.cfg.pool_base_boxes and bool(det)
-        work = len(samples) + (len(det) if pooled else 0)  # the pool decodes the images once more
+        work = self.after_work(det, vqa) if pooled else len(samples)
 
         t_eval = time.monotonic()
 
@@ -271,7 +274,7 @@ class Executor:
                 self._eval_rate = rate if done else self._eval_rate
                 eta = (work - done) / rate if done else None
                 if eta is not None and phase == "before" and self.kind == RunKind.train:
-                    eta += self.after_work(det, vqa) / rate
+                    eta += self.after_work(det, vqa, base_kept=True) / rate
                 self.write(progress=lo + (hi - lo) * done / max(work, 1), eta_seconds=eta)
 
         sizes = {im["id"]: (im["width"], im["height"]) for im in self.snapshot["images"]}
@@ -284,6 +287,8 @@ class Executor:
         out: dict = {}
         per_image = None
         det_preds = preds[: len(det)]
+        if phase == "before":
+            self._base_det = det_preds
         if det:
             truths = [ImageTruth(s.image_id, *sizes[s.image_id], s.boxes) for s in det]
             alone = None
@@ -322,10 +327,12 @@ class Executor:
             self.write(s, metrics=self.metrics, progress=hi)
         return out
 
-    def after_work(self, det: list[Sample], vqa: list[Sample]) -> int:
+    def after_work(self, det: list[Sample], vqa: list[Sample], base_kept: bool | None = None) -> int:
         """Samples the after phase decodes: each held-out sample, and the images again when the
-        run pools the base's boxes (for the ETA before it)."""
-        return len(det) + len(vqa) + (len(det) if self.cfg.pool_base_boxes else 0)
+        run pools the base's boxes without the before phase's at hand (`base_kept`, default: this
+        attempt evaluated the base)."""
+        kept = self._base_det is not None if base_kept is None else base_kept
+        return len(det) + len(vqa) + (len(det) if self.cfg.pool_base_boxes and not kept else 0)
 
     def pool_base(self, model, processor, family, preds: list, det: list[Sample], budget: int,
                   progress: Callable[[int, int], None]) -> list:
@@ -334,6 +341,10 @@ class Executor:
         from worker.inference import predict
         from worker.pooling import pool
 
+        if self._base_det is not None:  # pool() checks they are the same images in the same order
+            self.say(f"pool_base_boxes: the before phase's boxes of the base on the {len(det)} images, pooled "
+                     "with the adapter's")
+            return pool(preds, self._base_det)
         self.say(f"pool_base_boxes: the base's boxes on the same {len(det)} images, pooled with the adapter's")
         with model.disable_adapter():
             base = predict(model, processor, family, det, batch_size=self.cfg.eval_batch_size, max_new_tokens=budget,

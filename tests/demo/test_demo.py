@@ -99,6 +99,8 @@ def test_demo_quick_end_to_end(tmp_path):
     # boxes, the same model with the adapter off): every base box is kept or lies under a kept box of
     # at least its score; the adapter's own numbers stay beside the pooled ones
     assert view["config"]["pool_base_boxes"] is True
+    # the base's boxes are the before phase's, not decoded a second time with the adapter off
+    assert any("the before phase's boxes of the base on the 4 images" in ln for ln in view["log_tail"])
     alone = view["metrics"]["after"]["adapter_alone"]
     assert {"ap50", "map", "f1", "distinct_boxes"} <= set(alone)
     row = {r["metric"]: r for r in res.table}["AP50"]
