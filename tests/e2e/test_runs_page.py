@@ -85,9 +85,10 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     assert page.locator(".field.invalid").get_by_label("Base model").count() == 1
     shot(page, "30-runs-launch-422")
 
-    # A tiny run from the form: 4 steps of batch 2, short generations.
+    # A tiny run from the form: 16 steps of batch 2 (long enough, at the runner's 0.5 s write
+    # throttle, for the page to show a step between 0 % and 100 %), short generations.
     base.fill(str(tiny_paligemma))
-    page.get_by_label("Max steps").fill("4")
+    page.get_by_label("Max steps").fill("16")
     page.get_by_label("Batch size").fill("2")
     page.get_by_label("Learning rate").fill("0.001")
     page.get_by_label("Max new tokens").fill("12")
@@ -105,13 +106,24 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     rid = int(page.url.rsplit("/", 1)[1])
     run = api.get(f"/api/runs/{rid}").json()
     assert run["kind"] == "train" and run["config"]["base_model"] == str(tiny_paligemma)
-    assert run["config"]["max_steps"] == 4 and run["config"]["qa_families"] == ["counting"]
+    assert run["config"]["max_steps"] == 16 and run["config"]["qa_families"] == ["counting"]
     assert run["config"]["max_new_tokens"] == 12 and run["config"]["method"] == "lora"
     assert run["config"]["loc_sigma"] == 6 and run["config"]["pool_base_boxes"] is True
 
     # Live: the page follows the run (event stream) until it succeeds; progress and chart move.
     status = page.get_by_test_id("run-status")
     expect(page.get_by_role("button", name="Cancel run")).to_be_enabled()
+    # every percent the page renders, recorded in the page itself: polling from here (three
+    # round trips a turn) can miss a state the event stream showed for under a second
+    page.evaluate("""() => {
+      window.__pcts = [];
+      const rec = () => {
+        const t = document.querySelector("[data-testid=run-percent]")?.textContent;
+        if (t && window.__pcts.at(-1) !== t) window.__pcts.push(t);
+      };
+      new MutationObserver(rec).observe(document.body, {subtree: true, childList: true, characterData: true});
+      rec();
+    }""")
     seen_pct, seen_points = set(), set()
     deadline = time.monotonic() + 75
     while time.monotonic() < deadline:
@@ -127,6 +139,7 @@ def test_launch_watch_evaluate_gallery_accept(page, studio, studio_worker, tiny_
     assert final["status"] == "succeeded", f"{final['status']}: {final['error']}\n{final['traceback']}"
     expect(status).to_have_text("succeeded")
     expect(page.get_by_test_id("run-percent")).to_have_text("100 %")
+    seen_pct |= set(page.evaluate("window.__pcts"))
     assert len(seen_pct) >= 3, f"the progress did not move on the page: {seen_pct}"
     n_loss = len(final["loss_history"])
     assert n_loss >= 2
