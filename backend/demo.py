@@ -356,7 +356,7 @@ def format_table(res: DemoResult) -> str:
                      f"{f(r.get('delta')):>8} {('-' if pct is None else f'{pct:+.0f}%'):>8}"
                      + (f" {f(r.get('adapter_alone')):>14}" if res.pooled else ""))
     if res.pooled:
-        lines.append("finetuned: the adapter's boxes pooled with the base's (pool_base_boxes, non-maximum suppression "
+        lines.append("finetuned: the adapter's boxes pooled with the base's (pool_base_boxes, weighted box fusion "
                      "at IoU 0.5); adapter alone: its own boxes; answers are the adapter's.")
     if res.prior:
         lines.append(f"For reference, the location prior (one fixed box per label, the train split's median, on "

@@ -126,7 +126,7 @@ class RunConfig(_TrainKnobs):
     max_eval_images: int | None = Field(None, ge=1)
     eval_qa_per_image: int = Field(4, ge=0)
     # An adapter's boxes (after phase, evaluate / predict with an adapter) pooled with its base's on
-    # the same images, non-maximum suppression at IoU 0.5 (worker/pooling.py): keeps objects a short
+    # the same images, weighted box fusion at IoU 0.5 (worker/pooling.py): keeps objects a short
     # fine-tune forgot, at the base's precision (a train run reuses its before phase's boxes; evaluate /
     # predict decode once more with the adapter off). The run's metrics keep the
     # adapter's own numbers beside the pooled ones (after.adapter_alone).

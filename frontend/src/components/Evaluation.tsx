@@ -22,8 +22,8 @@ const DEPENDENCE_HELP = "Does the model look at the image? Distinct boxes: the s
   + "predicted boxes differ from every other image's. Centre r: the correlation between each true box's centre and "
   + "the centre of the predicted box overlapping it (fractions of the frame). One box on every image scores 0 and —.";
 
-const ALONE_HELP = "the run pools the adapter's boxes with the base model's (pool_base_boxes: non-maximum "
-  + "suppression at IoU 0.5), so Fine-tuned is the pool and this column the adapter's own boxes. A short fine-tune "
+const ALONE_HELP = "the run pools the adapter's boxes with the base model's (pool_base_boxes: weighted box "
+  + "fusion at IoU 0.5), so Fine-tuned is the pool and this column the adapter's own boxes. A short fine-tune "
   + "can forget objects the base still finds; the pool keeps them, at the base's precision.";
 
 const BASELINES: { key: Baseline; title: string; help: string }[] = [

@@ -276,7 +276,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
       {(train || f.adapter_run_id !== "") && (
         <div className="row">
           <label className="inline"><input {...check("pool_base_boxes")} /> Pool the base's boxes with the adapter's</label>
-          <small className="muted">the adapter's boxes and the base model's on the same images, one per object (IoU 0.5):
+          <small className="muted">the adapter's boxes and the base model's on the same images, fused into one per object (IoU 0.5):
             keeps objects a short fine-tune forgot, at the base's precision; evaluate / predict runs decode once more; the evaluation shows
             the adapter alone beside it</small>
         </div>
