@@ -114,6 +114,8 @@ class RunConfig(_TrainKnobs):
 
     # run level
     devices: int = Field(1, ge=1, le=64)  # > 1: DDP over this many processes on one worker (worker/distributed.py)
+    # sampling weights per epoch: detection, questions, and (optional) one question family's own
+    # weight, e.g. {"detect": 3, "vqa": 1, "vqa:spatial": 4}, overriding vqa for that family
     tasks: dict[str, float] = Field(default_factory=lambda: {"detect": 1.0, "vqa": 1.0})
     qa_families: list[str] | None = None  # None: every family the project has pairs of
     train_split: str = "train"
@@ -148,9 +150,13 @@ class RunConfig(_TrainKnobs):
     @field_validator("tasks")
     @classmethod
     def _tasks(cls, v: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(v) - {"detect", "vqa"})
+        from backend.qa import FAMILIES
+
+        known = {"detect", "vqa"} | {f"vqa:{f}" for f in FAMILIES}
+        unknown = sorted(set(v) - known)
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; use detect and/or vqa")
+            raise ValueError(f"unknown task(s) {unknown}; use detect, vqa and/or vqa:<question family> "
+                             f"({', '.join(FAMILIES)})")
         if any(not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0) for w in v.values()):
             raise ValueError("task weights must be finite numbers >= 0")
         if not any(w > 0 for w in v.values()):

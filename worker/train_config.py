@@ -77,7 +77,7 @@ class TrainConfig:
     loc_sigma: float = 0.0
     group_by_length: bool = True
     mega_batch_factor: int = 32  # length grouping sorts inside shuffled windows of this many batches
-    task_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"detect": 1, "vqa": 0.5}
+    task_weights: dict[str, float] = field(default_factory=dict)  # e.g. {"detect": 1, "vqa": 0.5, "vqa:spatial": 4}
     num_workers: int = 0  # DataLoader worker processes for the collator
     device: str = "cpu"
     gradient_checkpointing: bool | Literal["auto"] = "auto"  # auto: on for CUDA, off on the CPU
@@ -175,8 +175,8 @@ class TrainConfig:
         if self.freeze_vision and self.freeze_projector and self.freeze_language:
             raise BadConfig("freeze_vision, freeze_projector and freeze_language are all true: nothing to train")
         for task, w in self.task_weights.items():
-            if task not in TASKS:
-                raise BadConfig(f"task_weights: unknown task {task!r} (known: {TASKS})")
+            if task not in TASKS and not (task.startswith("vqa:") and len(task) > 4):
+                raise BadConfig(f"task_weights: unknown task {task!r} (known: {TASKS}, or vqa:<question family>)")
             if not (w >= 0 and math.isfinite(w)):
                 raise BadConfig(f"task_weights[{task!r}]={w!r}: must be a finite number >= 0")
         if self.task_weights and not any(w > 0 for w in self.task_weights.values()):

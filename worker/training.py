@@ -78,12 +78,22 @@ class TrainResult:
 
 # --------------------------------------------------------------------------- data order
 
+def weight_group(s: Sample, weights: dict[str, float]) -> str:
+    """The task_weights key that weighs a sample: "vqa:<family>" for a question of a family given
+    its own weight (a dataset mix per question family, as LLaMA-Factory's interleave_probs per
+    dataset), else its task ("detect" / "vqa")."""
+    fam = f"{s.task}:{s.qtype}"
+    return fam if s.task == "vqa" and fam in weights else s.task
+
+
 def _task_counts(samples: list[Sample], weights: dict[str, float]) -> dict[str, int]:
-    """How many draws each task gets per epoch: round(weight × its sample count); weight 1 = all."""
-    by_task: dict[str, int] = {}
+    """How many draws each weight group (weight_group) gets per epoch: round(weight × its sample
+    count); weight 1 = all."""
+    by_group: dict[str, int] = {}
     for s in samples:
-        by_task[s.task] = by_task.get(s.task, 0) + 1
-    return {t: int(round(weights.get(t, 1.0) * n)) for t, n in by_task.items()}
+        g = weight_group(s, weights)
+        by_group[g] = by_group.get(g, 0) + 1
+    return {g: int(round(weights.get(g, 1.0) * n)) for g, n in by_group.items()}
 
 
 def epoch_batches(
@@ -107,8 +117,8 @@ def epoch_batches(
     idx: list[int] = []
     if task_weights:
         counts = _task_counts(samples, task_weights)
-        for task, k in sorted(counts.items()):
-            members = np.array([i for i, s in enumerate(samples) if s.task == task])
+        for group, k in sorted(counts.items()):
+            members = np.array([i for i, s in enumerate(samples) if weight_group(s, task_weights) == group])
             full, rest = divmod(k, len(members))
             idx.extend(np.tile(members, full).tolist())
             idx.extend(rng.choice(members, size=rest, replace=False).tolist())
@@ -608,7 +618,7 @@ def train(
     if not train_samples:
         raise EmptyDataset("the training set is empty: nothing to train on")
     if cfg.task_weights:
-        present = {s.task for s in train_samples}
+        present = {weight_group(s, cfg.task_weights) for s in train_samples}
         if not any(cfg.task_weights.get(t, 1.0) > 0 for t in present):
             raise EmptyDataset(f"task_weights {cfg.task_weights} give weight 0 to every task present ({sorted(present)})")
     family = get_family(cfg.family)

@@ -32,6 +32,7 @@ def n_runs(app) -> int:
     ({"rank": 0}, "config.rank"),
     ({"bnb_4bit_compute_dtyp": "float16"}, "config.bnb_4bit_compute_dtyp"),  # misspelled knob
     ({"tasks": {"detect": 0, "vqa": 0}}, "config.tasks"),
+    ({"tasks": {"detect": 1, "vqa:spatail": 2}}, "config.tasks"),  # a misspelled question family
     ({"train_split": "test"}, "config.eval_split"),
     ({"output_dir": "/tmp/x"}, "config.output_dir"),  # the studio picks it
     ({"loc_sigma": -1}, "config.loc_sigma"),

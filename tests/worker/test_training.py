@@ -144,6 +144,30 @@ def test_task_weights_resample_tasks_per_epoch():
     assert len(flat2) == 100 and all(s[i].task == "detect" for i in flat2)
 
 
+def test_a_question_family_weighs_its_own_questions():
+    # 40 detection, 40 counting and 20 spatial questions; spatial drawn 3 times an epoch, the other
+    # questions by the vqa weight
+    s = _fake(40) + [Sample(image="unused", task="vqa", question="q", answer="1", qtype="counting")] * 40 \
+        + [Sample(image="unused", task="vqa", question="q", answer="behind", qtype="spatial")] * 20
+    b = epoch_batches(s, [1] * 100, batch_size=10, seed=0, epoch=0, group_by_length=False,
+                      task_weights={"detect": 1.0, "vqa": 0.5, "vqa:spatial": 3.0})
+    drawn = [s[i].qtype or s[i].task for x in b for i in x]
+    assert (drawn.count("detect"), drawn.count("counting"), drawn.count("spatial")) == (40, 20, 60)
+    # every spatial question is drawn 3 times, not one of them 60 times
+    spatial = [i for x in b for i in x if s[i].qtype == "spatial"]
+    assert sorted(spatial) == sorted(list(range(80, 100)) * 3)
+    # a family weight for questions not in the data changes nothing
+    assert epoch_batches(s, [1] * 100, batch_size=10, seed=0, epoch=0, group_by_length=False,
+                         task_weights={"detect": 1.0, "vqa": 0.5, "vqa:region": 9.0}) == epoch_batches(
+        s, [1] * 100, batch_size=10, seed=0, epoch=0, group_by_length=False, task_weights={"detect": 1.0, "vqa": 0.5})
+    # only a family weight > 0 keeps the run: vqa 0 and spatial 2 train on the spatial questions
+    only = [i for x in epoch_batches(s, [1] * 100, batch_size=10, seed=0, epoch=0, group_by_length=False,
+                                     task_weights={"detect": 0.0, "vqa": 0.0, "vqa:spatial": 2.0}) for i in x]
+    assert len(only) == 40 and {s[i].qtype for i in only} == {"spatial"}
+    with pytest.raises(BadConfig, match="vqa:<question family>"):
+        TrainConfig.from_dict({"family": "p", "base_model": "x", "output_dir": "o", "task_weights": {"vqa:": 1}})
+
+
 def test_object_order_shuffled_per_epoch_and_deterministic():
     s = Sample(image="x", classes=["a"], boxes=[Box("a", i, i, i + 1, i + 1) for i in range(6)])
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CatalogModel } from "../api/client";
-import { buildRequest, DEFAULT_FORM, errorField, estimateText, pickedForm, suggestedText, targetModules } from "./launch";
+import { buildRequest, DEFAULT_FORM, errorField, estimateText, familyWeights, pickedForm, suggestedText, targetModules } from "./launch";
 
 describe("launch form -> run config", () => {
   it("a LoRA train run sends the knobs, no quantisation keys, max_steps null when empty", () => {
@@ -32,6 +32,14 @@ describe("launch form -> run config", () => {
     expect(buildRequest(on).config).toMatchObject({ pool_base_boxes: true });
     expect(buildRequest({ ...on, kind: "predict", adapter_run_id: "7" }).config).toMatchObject({ pool_base_boxes: true });
     expect(buildRequest({ ...on, kind: "evaluate", base_model: "org/m" }).config).not.toHaveProperty("pool_base_boxes");
+  });
+  it("question family weights join the task mix as vqa:<family>; a word without a number is sent as null", () => {
+    expect(familyWeights("")).toEqual({});
+    expect(familyWeights("spatial 4, counting: 0.5 ,region=2")).toEqual({ "vqa:spatial": 4, "vqa:counting": 0.5, "vqa:region": 2 });
+    expect(familyWeights("spatial, two words 3")).toEqual({ "vqa:spatial": null, "vqa:two words 3": null });
+    expect(buildRequest({ ...DEFAULT_FORM, detect_weight: 3, family_weights: "spatial 4" }).config)
+      .toMatchObject({ tasks: { detect: 3, vqa: 1, "vqa:spatial": 4 } });
+    expect(errorField("config.tasks: unknown task(s) ['vqa:spatail']; use detect, vqa and/or vqa:<question family>")).toBe("tasks");
   });
   it("target modules", () => {
     expect(targetModules("all-linear")).toBe("all-linear");

@@ -12,7 +12,7 @@ export interface LaunchForm {
   rank: number; alpha: number; dropout: number; target_modules: string;
   learning_rate: number; epochs: number; max_steps: string; batch_size: number; grad_accum: number;
   scheduler: string; warmup_ratio: number; freeze_vision: boolean; freeze_projector: boolean; freeze_language: boolean;
-  detect_weight: number; vqa_weight: number; qa_families: string[] | null;
+  detect_weight: number; vqa_weight: number; family_weights: string; qa_families: string[] | null;
   train_split: string; eval_split: string; leak_key: string; max_eval_images: string; max_new_tokens: string;
   adapter_run_id: string; image_status: string; train_status: string;
   gradient_checkpointing: "auto" | "on" | "off"; max_pixels: string; augment: "none" | "flip" | "crop_flip";
@@ -24,7 +24,7 @@ export const DEFAULT_FORM: LaunchForm = {
   kind: "train", family: "paligemma", base_model: "", method: "lora", bits: 4, quant_type: "nf4", compute_dtype: "auto",
   rank: 8, alpha: 16, dropout: 0.05, target_modules: "all-linear", learning_rate: 2e-4, epochs: 1, max_steps: "",
   batch_size: 4, grad_accum: 1, scheduler: "cosine", warmup_ratio: 0, freeze_vision: true, freeze_projector: false,
-  freeze_language: false, detect_weight: 1, vqa_weight: 1, qa_families: null, train_split: "train", eval_split: "test",
+  freeze_language: false, detect_weight: 1, vqa_weight: 1, family_weights: "", qa_families: null, train_split: "train", eval_split: "test",
   leak_key: "race_id", max_eval_images: "", max_new_tokens: "auto", adapter_run_id: "", image_status: "unlabeled",
   train_status: "not_rejected", gradient_checkpointing: "auto", max_pixels: String(1280 * 28 * 28), augment: "none",
   loc_sigma: 0, object_order: "shuffle", pool_base_boxes: false,
@@ -69,6 +69,23 @@ export function targetModules(s: string): string | string[] {
   return parts.length === 1 && parts[0] === "all-linear" ? "all-linear" : parts;
 }
 
+/** "spatial 4, counting 0.5" (or "spatial: 4", "spatial=4") -> {"vqa:spatial": 4, "vqa:counting": 0.5}:
+ *  a question family's own sampling weight (RunConfig.tasks). A word without a number is sent as
+ *  null, so the API's 422 names it under the task mix. */
+export function familyWeights(s: string): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const part of s.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z_]\w*)\s*[:=]?\s*(\S*)$/.exec(part);
+    const name = m ? m[1] : part, w = m && m[2] !== "" ? Number(m[2]) : NaN;
+    out[`vqa:${name}`] = Number.isFinite(w) ? w : null;
+  }
+  return out;
+}
+
+/** {"vqa:spatial": 4} -> "spatial 4": the form's text of a config's family weights. */
+export const familyWeightsText = (tasks: Record<string, number>): string => Object.entries(tasks)
+  .filter(([k]) => k.startsWith("vqa:")).map(([k, w]) => `${k.slice(4)} ${w}`).join(", ");
+
 export function buildRequest(f: LaunchForm): RunCreate {
   const c: Record<string, unknown> = { family: f.family, base_model: f.base_model.trim() };
   if (f.kind === "train") {
@@ -77,7 +94,7 @@ export function buildRequest(f: LaunchForm): RunCreate {
       learning_rate: f.learning_rate, epochs: f.epochs, max_steps: intOrNull(f.max_steps), batch_size: f.batch_size,
       grad_accum: f.grad_accum, scheduler: f.scheduler, warmup_ratio: f.warmup_ratio, freeze_vision: f.freeze_vision,
       freeze_projector: f.freeze_projector, freeze_language: f.freeze_language,
-      tasks: { detect: f.detect_weight, vqa: f.vqa_weight }, train_split: f.train_split,
+      tasks: { detect: f.detect_weight, vqa: f.vqa_weight, ...familyWeights(f.family_weights) }, train_split: f.train_split,
       compute_dtype: f.compute_dtype,
       gradient_checkpointing: f.gradient_checkpointing === "auto" ? "auto" : f.gradient_checkpointing === "on",
       max_pixels: intOrNull(f.max_pixels), augment: f.augment, loc_sigma: f.loc_sigma,

@@ -7,14 +7,14 @@ describe("configToForm", () => {
     const config = { family: "paligemma", base_model: "/data/models/m", method: "lora", rank: 16, alpha: 32, dropout: 0,
       target_modules: ["q_proj", "v_proj"], learning_rate: 5e-4, epochs: 1, max_steps: 40, batch_size: 8, grad_accum: 1,
       scheduler: "cosine", warmup_ratio: 0.05, freeze_vision: false, freeze_projector: false, freeze_language: false,
-      tasks: { detect: 3, vqa: 1 }, qa_families: ["detection"], train_split: "train", eval_split: "test",
+      tasks: { detect: 3, vqa: 1, "vqa:spatial": 4 }, qa_families: ["detection"], train_split: "train", eval_split: "test",
       leak_key: "track", max_eval_images: null, max_new_tokens: 40, seed: 0 };
     const f = configToForm("train", config);
     expect(f.rank).toBe(16);
     expect(f.max_steps).toBe("40");
     expect(f.max_eval_images).toBe("");
     expect(f.target_modules).toBe("q_proj, v_proj");
-    expect([f.detect_weight, f.vqa_weight]).toEqual([3, 1]);
+    expect([f.detect_weight, f.vqa_weight, f.family_weights]).toEqual([3, 1, "spatial 4"]);
     const back = buildRequest(f).config as Record<string, unknown>;
     for (const k of ["base_model", "rank", "learning_rate", "max_steps", "leak_key", "qa_families", "target_modules", "tasks"])
       expect(back[k]).toEqual(config[k as keyof typeof config]);

@@ -1,7 +1,7 @@
 // "Launch again with changes": a run's stored config back into the launch form, and the form kept
 // per project across launches (sessionStorage), so a second run starts from the first one's values.
 import type { RunKind } from "../api/client";
-import { DEFAULT_FORM, type LaunchForm } from "./launch";
+import { DEFAULT_FORM, familyWeightsText, type LaunchForm } from "./launch";
 
 const str = (v: unknown) => (v == null ? "" : String(v));
 
@@ -20,7 +20,10 @@ export function configToForm(kind: RunKind, c: Record<string, unknown>, base: La
   }
   if (Array.isArray(c.target_modules)) f.target_modules = (c.target_modules as string[]).join(", ");
   const tasks = c.tasks as Record<string, number> | undefined;
-  if (tasks) { f.detect_weight = Number(tasks.detect ?? 0); f.vqa_weight = Number(tasks.vqa ?? 0); }
+  if (tasks) {
+    f.detect_weight = Number(tasks.detect ?? 0); f.vqa_weight = Number(tasks.vqa ?? 0);
+    f.family_weights = familyWeightsText(tasks);
+  }
   return f;
 }
 
