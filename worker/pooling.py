@@ -57,8 +57,9 @@ def fuse(models: list[list[Box]], iou: float = IOU) -> list[Box]:
             c = int(row.argmax())
             clusters[c].append(b)
             w = [box_score(m) for m in clusters[c]]
-            wn = [x / sum(w) for x in w] if sum(w) else [1 / len(w)] * len(w)  # all scores 0: a plain mean
-            fused[c] = replace(fused[c], score=sum(w) / len(w),
+            total = sum(w)
+            wn = [x / total for x in w] if total else [1 / len(w)] * len(w)  # all scores 0: a plain mean
+            fused[c] = replace(fused[c], score=total / len(w),
                                **{k: sum(x * getattr(m, k) for x, m in zip(wn, clusters[c])) for k in _XY})
         out += [replace(f, score=box_score(f) * min(len(c), n) / n) for c, f in zip(clusters, fused)]
     return sorted(out, key=box_score, reverse=True)

@@ -86,14 +86,12 @@ def weight_group(s: Sample, weights: dict[str, float]) -> str:
     return fam if s.task == "vqa" and fam in weights else s.task
 
 
-def _task_counts(samples: list[Sample], weights: dict[str, float]) -> dict[str, int]:
-    """How many draws each weight group (weight_group) gets per epoch: round(weight × its sample
-    count); weight 1 = all."""
-    by_group: dict[str, int] = {}
-    for s in samples:
-        g = weight_group(s, weights)
-        by_group[g] = by_group.get(g, 0) + 1
-    return {g: int(round(weights.get(g, 1.0) * n)) for g, n in by_group.items()}
+def _group_members(samples: list[Sample], weights: dict[str, float]) -> dict[str, list[int]]:
+    """Each weight group's (weight_group) sample indices, every sample grouped once."""
+    members: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        members.setdefault(weight_group(s, weights), []).append(i)
+    return members
 
 
 def epoch_batches(
@@ -116,10 +114,10 @@ def epoch_batches(
     rng = np.random.default_rng([seed, epoch])
     idx: list[int] = []
     if task_weights:
-        counts = _task_counts(samples, task_weights)
-        for group, k in sorted(counts.items()):
-            members = np.array([i for i, s in enumerate(samples) if weight_group(s, task_weights) == group])
-            full, rest = divmod(k, len(members))
+        # per group, round(weight × its sample count) draws an epoch; weight 1 = each sample once
+        for group, ids in sorted(_group_members(samples, task_weights).items()):
+            members = np.array(ids)
+            full, rest = divmod(int(round(task_weights.get(group, 1.0) * len(ids))), len(members))
             idx.extend(np.tile(members, full).tolist())
             idx.extend(rng.choice(members, size=rest, replace=False).tolist())
     else:

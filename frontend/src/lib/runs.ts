@@ -27,15 +27,15 @@ export function trend(delta: number | null | undefined, eps = 1e-9): "up" | "dow
   return delta > 0 ? "up" : "down";
 }
 
-/** Whether a table has location-prior values (worker/runner.py `location_prior`), and how the
- *  fine-tuned value stands against the prior: "above" / "below" / "" (no prior or no value). */
 /** The columns beside a table row's fine-tuned value: the no-model baselines, the location prior
  *  (detection metrics) and the majority answer (VQA accuracy), and the adapter's own detection
  *  metrics when the run pools the base's boxes (pool_base_boxes). */
 export type Baseline = "prior" | "majority" | "adapter_alone";
+/** Whether some row of a table has a value in column `key`. */
 export function hasBaseline(rows: TableRow[] = [], key: Baseline = "prior"): boolean {
   return rows.some((r) => r[key] != null);
 }
+/** How a row's fine-tuned value stands against column `key`: "above" / "below" / "" (no value). */
 export function versusBaseline(r: TableRow, key: Baseline = "prior"): "above" | "below" | "" {
   const v = r[key];
   if (v == null || r.finetuned == null) return "";

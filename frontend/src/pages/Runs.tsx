@@ -242,7 +242,7 @@ function LaunchFormCard({ pid, adapters }: { pid: number; adapters: RunSummary[]
             <div className="row">
               <Field label="Detection weight" error={errors.tasks} help="sampling weight of box targets">{(p) => <input {...p} {...num("detect_weight")} step="any" min={0} className="short" />}</Field>
               <Field label="VQA weight" help="sampling weight of question/answer pairs; 0 = detection only">{(p) => <input {...p} {...num("vqa_weight")} step="any" min={0} className="short" />}</Field>
-              <Field label="Question family weights" help="a family's own weight instead of the VQA weight, e.g. spatial 4, counting 0.5 (rare answers drawn more often)">{(p) => <input {...p} {...text("family_weights")} placeholder="spatial 4" />}</Field>
+              <Field label="Question family weights" help="a family's own weight instead of the VQA weight, e.g. spatial 4, counting 0.5 (a family with few questions drawn more often)">{(p) => <input {...p} {...text("family_weights")} placeholder="spatial 4" />}</Field>
             </div>
           </fieldset>
         </>
