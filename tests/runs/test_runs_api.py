@@ -18,6 +18,8 @@ from backend.db import session_scope
 from backend.models import Box, BoxSource, Image, Prediction, Run
 from tests.runs.conftest import config, wait_for
 from worker.runner import execute
+from worker.train_config import TrainConfig
+from worker.training import CONFIG_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE_NEEDS = {"mAP", "AP50", "AP75", "precision@50", "recall@50", "F1@50", "mean IoU", "VQA accuracy"}
@@ -29,10 +31,13 @@ def launch(client, pid, kind="train", **cfg):
 
 def test_train_run_end_to_end(client, app, project, tiny_paligemma):
     settings = app.state.settings
-    r = launch(client, project, **config(tiny_paligemma, checkpoint_every=2))
+    # a question family's own weight in the task mix is stored and reaches the worker on both databases
+    tasks = {"detect": 1.0, "vqa": 1.0, "vqa:counting": 2.0}
+    r = launch(client, project, **config(tiny_paligemma, checkpoint_every=2, tasks=tasks))
     assert r.status_code == 201, r.text
     run = r.json()
     assert run["status"] == "queued" and run["progress"] == 0 and run["snapshot_id"]
+    assert run["config"]["tasks"] == tasks
     assert execute(run["id"], settings) == "succeeded"
     v = client.get(f"/api/runs/{run['id']}").json()
     assert v["status"] == "succeeded", v["error"]
@@ -101,6 +106,7 @@ def test_train_run_end_to_end(client, app, project, tiny_paligemma):
     with session_scope(app.state.sessionmaker) as s:
         adapter = s.get(Run, run["id"]).adapter_path
     assert adapter.startswith(str((settings.data_dir / "runs" / str(run["id"])).resolve()))
+    assert TrainConfig.load(Path(adapter) / CONFIG_NAME).task_weights == tasks  # what the worker trained with
     # the snapshot is reused for unchanged data, and a new one is frozen after an edit
     again = launch(client, project, **config(tiny_paligemma)).json()
     assert again["snapshot_id"] == run["snapshot_id"]
